@@ -1,0 +1,276 @@
+"""The operator's wiring into Kopf: watches feed caches and a work queue; the engine acts.
+
+Kopf does what it is good at: it logs in, lists and watches (with reconnects, 410 handling
+and server-side label selectors), notices CRDs that appear at run time, pauses for peers,
+and serves the liveness probe. Its indexes are the caches: Kopf holds every handler back
+until each indexed resource has been listed once, so the first reconcile of a profile
+already sees every object the operator owns and makes no request to learn about them.
+
+Handlers do no work themselves; they only queue the affected profile. They are coroutines
+so that they run in the event loop, beside the queue, rather than in Kopf's thread pool. The reconcile engine
+(``hardening_operator.engine``) takes profiles from the queue one at a time each, and is the
+only place that writes. No handler here asks Kopf to keep state on the objects, so the
+operator adds no finalizers and no annotations to profiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import kopf
+
+from hardening_operator.builders.common import MANAGED_SELECTOR
+from hardening_operator.engine.events import EventRecorder
+from hardening_operator.engine.kinds import DISCOVERED
+from hardening_operator.engine.queue import WorkQueue
+from hardening_operator.engine.reconciler import ProfileKey, Reconciler
+from hardening_operator.kube.client import Credentials, KubeClient
+from hardening_operator.kube.resources import (
+    HARDENING_PROFILES,
+    LIMIT_RANGES,
+    NETWORK_POLICIES,
+    POD_DISRUPTION_BUDGETS,
+    SECRET_STORES,
+    Resource,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between looks at the discovery API while a wanted CRD is still absent.
+DISCOVERY_INTERVAL = 5.0
+#: Reconcile workers: profiles reconciled at the same time.
+WORKERS = 4
+
+_WATCHED_CHILDREN: tuple[Resource, ...] = (NETWORK_POLICIES, POD_DISRUPTION_BUDGETS,
+                                           LIMIT_RANGES)
+
+
+class _CredentialsHolder:
+    """The credentials of Kopf's latest login, shared with the engine's client."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: Credentials | None = None
+        self._login_kwargs: dict[str, Any] = {}
+        self.ready = threading.Event()
+
+    def login(self, **kwargs: Any) -> Any:
+        info = kopf.login_via_client(**kwargs)
+        if info is None:
+            raise kopf.LoginError("No credentials: neither in-cluster nor a kubeconfig.")
+        with self._lock:
+            self._current = Credentials.from_kopf(info)
+            self._login_kwargs = kwargs
+        self.ready.set()
+        return info
+
+    def __call__(self, refresh: bool = False) -> Credentials:
+        if refresh and self._login_kwargs:
+            self.login(**self._login_kwargs)
+        with self._lock:
+            if self._current is None:
+                raise RuntimeError("The operator has not logged in yet.")
+            return self._current
+
+
+CREDENTIALS = _CredentialsHolder()
+
+
+class IndexStore:
+    """The engine's view of Kopf's indexes: profiles and owned objects by namespace."""
+
+    def __init__(self) -> None:
+        self.indexes: dict[str, kopf.Index[Any, Any]] = {}
+
+    def profiles(self, namespace: str) -> list[dict[str, Any]]:
+        return self._values("profiles_by_namespace", namespace)
+
+    def objects(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        return self._values(_index_name(kind), namespace)
+
+    def _values(self, index: str, key: str) -> list[dict[str, Any]]:
+        found = self.indexes.get(index)
+        if found is None:
+            return []
+        store = found.get(key)
+        return list(store) if store is not None else []
+
+
+class Runtime:
+    """Everything the operator holds while it runs; lives in Kopf's memo."""
+
+    def __init__(self) -> None:
+        self.store = IndexStore()
+        self.client: KubeClient | None = None
+        self.queue: WorkQueue | None = None
+        self.reconciler: Reconciler | None = None
+        self.served: dict[str, Resource | None] = {kind: None for kind in DISCOVERED}
+        self._discovery: asyncio.Task[None] | None = None
+
+    async def start(self, indexes: dict[str, Any]) -> None:
+        self.store.indexes = {k: v for k, v in indexes.items() if isinstance(v, kopf.Index)}
+        self.client = KubeClient(CREDENTIALS)
+        self.reconciler = Reconciler(self.client, self.store, EventRecorder(self.client),
+                                     served=self.served)
+        self.queue = WorkQueue(self.reconciler, workers=WORKERS)
+        # Kopf logs in after the startup activities; the workers wait for that and for a
+        # first discovery, while watch events already fill the queue.
+        self._discovery = asyncio.create_task(self._discover_forever(), name="discovery")
+
+    async def stop(self) -> None:
+        if self._discovery is not None:
+            self._discovery.cancel()
+        if self.queue is not None:
+            await self.queue.stop()
+        if self.client is not None:
+            await self.client.close()
+
+    def enqueue(self, namespace: str | None, name: str | None) -> None:
+        if self.queue is not None and namespace and name:
+            self.queue.add(ProfileKey(namespace, name))
+
+    def enqueue_namespace(self, namespace: str | None) -> None:
+        if not namespace:
+            return
+        for profile in self.store.profiles(namespace):
+            self.enqueue(namespace, profile["metadata"]["name"])
+
+    def enqueue_all(self) -> None:
+        index = self.store.indexes.get("profiles_by_namespace")
+        for namespace in list(index.keys()) if index is not None else []:
+            self.enqueue_namespace(namespace)
+
+    def enqueue_owner(self, body: dict[str, Any]) -> None:
+        meta = body.get("metadata", {})
+        for ref in meta.get("ownerReferences") or []:
+            if ref.get("controller") and ref.get("kind") == HARDENING_PROFILES.kind:
+                self.enqueue(meta.get("namespace"), ref.get("name"))
+
+    async def discover(self) -> bool:
+        """Look up the served version of each discovered kind; True if any appeared."""
+        assert self.client is not None
+        appeared = False
+        for kind, resource in DISCOVERED.items():
+            versions = await self.client.served_versions(resource.group)
+            for version in ("v1", "v1beta1"):
+                if version in versions and await self.client.has_resource(
+                        resource.group, version, resource.plural):
+                    found: Resource | None = resource.with_version(version)
+                    break
+            else:
+                found = None
+            if found != self.served.get(kind):
+                logger.info("The API server %s %s.", "serves" if found else "no longer serves",
+                            found.api_version + " " + kind if found else kind)
+                appeared = appeared or found is not None
+            self.served[kind] = found
+        return appeared
+
+    async def _discover_forever(self) -> None:
+        while not CREDENTIALS.ready.is_set():
+            await asyncio.sleep(0.1)
+        while True:
+            try:
+                await self.discover()
+                break
+            except Exception as exc:
+                logger.warning("Discovery failed; trying again: %s", exc)
+                await asyncio.sleep(1)
+        assert self.queue is not None
+        self.queue.start()
+        while True:
+            await asyncio.sleep(DISCOVERY_INTERVAL)
+            if all(self.served.values()):
+                continue
+            try:
+                if await self.discover():
+                    self.enqueue_all()
+            except Exception as exc:  # a failed look-up is tried again next round
+                logger.warning("Discovery failed: %s", exc)
+
+
+def _index_name(kind: str) -> str:
+    return f"{kind.lower()}s_by_namespace"
+
+
+def _memo_runtime(memo: Any) -> Runtime:
+    runtime = getattr(memo, "runtime", None)
+    if runtime is None:
+        runtime = Runtime()
+        memo.runtime = runtime
+    return runtime
+
+
+# --------------------------------------------------------------------------------------------
+# Activities.
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> Any:
+    return CREDENTIALS.login(**kwargs)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> None:
+    # Only the operator's own objects stream through the child watches.
+    for resource in (*_WATCHED_CHILDREN, SECRET_STORES):
+        settings.watching.label_selectors[resource.group, resource.plural] = MANAGED_SELECTOR
+    # A silently dead connection is noticed and re-opened within minutes.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.posting.level = logging.WARNING
+    await _memo_runtime(memo).start(kwargs)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: Any, **_: Any) -> None:
+    await _memo_runtime(memo).stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Profiles.
+
+
+@kopf.index(HARDENING_PROFILES.group, HARDENING_PROFILES.version, HARDENING_PROFILES.plural,
+            id="profiles_by_namespace")
+async def index_profile(namespace: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {namespace: _plain(body)}
+
+
+@kopf.on.event(HARDENING_PROFILES.group, HARDENING_PROFILES.version, HARDENING_PROFILES.plural)
+async def profile_event(namespace: str, name: str, memo: Any, **_: Any) -> None:
+    runtime = _memo_runtime(memo)
+    runtime.enqueue(namespace, name)
+    # Another profile of the namespace may govern, or stop governing, because of this one.
+    runtime.enqueue_namespace(namespace)
+
+
+# --------------------------------------------------------------------------------------------
+# Owned objects: indexed by namespace, and each change queues the owning profile.
+
+
+def _register_child(resource: Resource) -> None:
+    group, plural = resource.group, resource.plural
+    version = None if resource in DISCOVERED.values() else resource.version
+    selector = (group, version, plural) if version else (group, plural)
+
+    async def index_child(namespace: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+        return {namespace: _plain(body)}
+
+    async def child_event(body: kopf.Body, memo: Any, **_: Any) -> None:
+        _memo_runtime(memo).enqueue_owner(_plain(body))
+
+    kopf.index(*selector, id=_index_name(resource.kind))(index_child)
+    kopf.on.event(*selector, id=f"{plural}_event")(child_event)
+
+
+for _resource in (*_WATCHED_CHILDREN, SECRET_STORES):
+    _register_child(_resource)
+
+
+def _plain(body: kopf.Body) -> dict[str, Any]:
+    return {key: value for key, value in body.items()}

@@ -1,0 +1,287 @@
+"""The reconcile engine: one level-based pass over one profile.
+
+A pass reads the profile and what the watches have cached, builds what should exist with the
+pure builders, and converges each object with server-side apply under one field manager.
+It never assumes it saw every event: whatever triggered it, it looks at everything the
+profile governs. It writes only what is not already so, which makes a steady state free:
+an idle profile costs no request at all.
+
+The rules it keeps:
+
+- It touches an object only if the profile owns it (a controller ownerReference to this
+  profile's uid). An object of one of its names that somebody else made is reported as a
+  conflict and left alone.
+- In Audit mode it writes nothing but the profile's status.
+- One object the API server refuses does not stop the others; its reason goes to status.
+- Objects it made that the profile no longer wants are deleted (with a uid precondition,
+  so a re-created object of the same name is never hit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pydantic
+
+from hardening_operator.api import v1alpha1
+from hardening_operator.builders import build_all
+from hardening_operator.builders.common import MANAGED_BY_VALUE, Desired, Owner
+from hardening_operator.engine import drift, status
+from hardening_operator.engine.kinds import OWNED_KINDS, resource_for
+from hardening_operator.kube.client import ApiError, KubeClient
+from hardening_operator.kube.resources import HARDENING_PROFILES, Resource
+
+logger = logging.getLogger(__name__)
+
+FIELD_MANAGER = MANAGED_BY_VALUE
+#: How soon a profile with failed children is looked at again, in seconds.
+RETRY_FAILED_AFTER = 30.0
+#: How many objects of one profile are applied at the same time.
+APPLY_CONCURRENCY = 8
+
+
+class ObjectStore(Protocol):
+    """What the watches know, kept current by them; reads cost no request."""
+
+    def profiles(self, namespace: str) -> list[dict[str, Any]]: ...
+
+    def objects(self, kind: str, namespace: str) -> list[dict[str, Any]]: ...
+
+
+class EventSink(Protocol):
+    async def post(self, obj: dict[str, Any], *, reason: str, message: str,
+                   warning: bool = False) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProfileKey:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def governor(profiles: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The profile that governs a namespace: the oldest live one, ties broken by name."""
+    live = [p for p in profiles if not p.get("metadata", {}).get("deletionTimestamp")]
+    if not live:
+        return None
+    return min(live, key=lambda p: (p["metadata"].get("creationTimestamp", ""),
+                                    p["metadata"]["name"]))
+
+
+class Reconciler:
+    def __init__(self, client: KubeClient, store: ObjectStore, events: EventSink, *,
+                 served: dict[str, Resource | None] | None = None) -> None:
+        self.client = client
+        self.store = store
+        self.events = events
+        #: Resources whose version is found by discovery; None while the API is absent.
+        self.served = served if served is not None else {}
+
+    async def __call__(self, key: Hashable) -> float | None:
+        assert isinstance(key, ProfileKey)
+        return await self.reconcile(key)
+
+    async def reconcile(self, key: ProfileKey) -> float | None:
+        profiles = self.store.profiles(key.namespace)
+        body = next((p for p in profiles if p["metadata"]["name"] == key.name), None)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            # Deleted: the garbage collector removes what it owned.
+            return None
+        meta = body["metadata"]
+        generation = int(meta.get("generation", 1))
+        previous = body.get("status") or {}
+        ruler = governor(profiles)
+        if ruler is not None and ruler["metadata"]["uid"] != meta["uid"]:
+            await self._write_status(body, status.compose(
+                previous=previous, generation=generation, mode=None,
+                conditions=status.conflict_conditions(ruler["metadata"]["name"]),
+                children=[]))
+            return None
+        try:
+            spec = v1alpha1.parse_spec(body.get("spec"))
+        except pydantic.ValidationError as exc:
+            message = "; ".join(
+                f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                for err in exc.errors()
+            )
+            await self._write_status(body, status.compose(
+                previous=previous, generation=generation, mode=None,
+                conditions=status.invalid_conditions(message), children=None))
+            return None
+
+        owner = Owner(name=meta["name"], namespace=key.namespace, uid=meta["uid"])
+        wanted = build_all(owner, spec)
+        limiter = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+        async def sync(desired: Desired) -> status.ChildResult:
+            async with limiter:
+                return await self._sync_child(owner, desired, audit=spec.mode == "Audit")
+
+        results = list(await asyncio.gather(*(sync(d) for d in wanted)))
+        if spec.mode == "Enforce":
+            await self._delete_unwanted(owner, {d.key for d in wanted})
+        new_status = status.compose(
+            previous=previous, generation=generation, mode=spec.mode,
+            conditions=status.conditions_for(results), children=results)
+        await self._write_status(body, new_status)
+        await self._record_events(body, results)
+        if any(r.state == "Failed" for r in results):
+            return RETRY_FAILED_AFTER
+        return None
+
+    # ----------------------------------------------------------------------------------------
+
+    async def _sync_child(self, owner: Owner, desired: Desired, *,
+                          audit: bool) -> status.ChildResult:
+        kind, name = desired.kind, desired.name
+        resource = resource_for(kind, self.served)
+        if resource is None:
+            return status.ChildResult(kind, name, "Pending",
+                                      f"The API server does not serve {kind} (is its CRD "
+                                      "installed?); it is applied once it does.")
+        body = drift.stamped(desired.body)
+        body["apiVersion"] = resource.api_version
+        live = self._cached(kind, owner.namespace, name)
+        try:
+            if live is None:
+                # The cache holds only objects with our label: look for one without it.
+                live = await self.client.get(resource, name=name, namespace=owner.namespace)
+            if live is None:
+                if audit:
+                    return status.ChildResult(kind, name, "Missing", "Absent; Audit mode "
+                                              "does not create it.")
+                await self._apply(resource, body)
+                return status.ChildResult(kind, name, "InSync", action="created")
+            if desired.owned and not self._may_manage(live, owner):
+                holder = _controller(live)
+                by = f"{holder['kind']}/{holder['name']}" if holder else "nobody"
+                return status.ChildResult(
+                    kind, name, "Conflict",
+                    f"An object of this name exists that this profile does not own "
+                    f"(controller: {by}); it is left alone.")
+            found = drift.assess(body, live, manager=FIELD_MANAGER)
+            holder = _controller(live)
+            if desired.owned and holder is not None and holder.get("uid") != owner.uid:
+                # Adopting what a former governor of the namespace left: the apply moves
+                # the controller reference over to this profile.
+                found = drift.Assessment(outdated=True)
+            if found.in_sync:
+                return status.ChildResult(kind, name, "InSync")
+            fields = [drift.format_path(p) for p in found.lost]
+            if audit:
+                if found.outdated:
+                    expected = await self._apply(resource, body, dry_run=True)
+                    fields = [drift.format_path(p) for p in drift.value_diff(
+                        expected, live, drift.leaf_paths(body))
+                        if p != drift.HASH_PATH]
+                    return status.ChildResult(kind, name, "Drifted",
+                                              "Differs from the profile; Audit mode leaves it.",
+                                              fields=fields)
+                return status.ChildResult(kind, name, "Drifted",
+                                          "Changed by someone else; Audit mode leaves it.",
+                                          fields=fields, changed_by=found.changed_by)
+            await self._apply(resource, body)
+            if found.outdated:
+                return status.ChildResult(kind, name, "InSync", action="updated")
+            return status.ChildResult(kind, name, "InSync", action="repaired",
+                                      repaired_fields=fields, changed_by=found.changed_by)
+        except ApiError as exc:
+            if exc.status in (0, 429) or exc.status >= 500:
+                raise  # transient: the work queue retries the whole pass with backoff
+            return status.ChildResult(kind, name, "Failed", f"{exc.reason}: {exc.message}")
+
+    async def _apply(self, resource: Resource, body: dict[str, Any], *,
+                     dry_run: bool = False) -> dict[str, Any]:
+        return await self.client.apply(resource, body, field_manager=FIELD_MANAGER,
+                                       force=True, dry_run=dry_run)
+
+    def _cached(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        for obj in self.store.objects(kind, namespace):
+            if obj["metadata"]["name"] == name:
+                return obj
+        return None
+
+    def _may_manage(self, live: dict[str, Any], owner: Owner) -> bool:
+        """Ours, or left behind by a profile of this namespace that no longer governs."""
+        holder = _controller(live)
+        if holder is None:
+            return False
+        if holder.get("uid") == owner.uid:
+            return True
+        if holder.get("kind") != v1alpha1.KIND or \
+                not str(holder.get("apiVersion", "")).startswith(v1alpha1.GROUP + "/"):
+            return False
+        return not any(p["metadata"]["uid"] == holder.get("uid")
+                       for p in self.store.profiles(owner.namespace)
+                       if not p["metadata"].get("deletionTimestamp"))
+
+    async def _delete_unwanted(self, owner: Owner, wanted: set[tuple[str, str]]) -> None:
+        for kind in OWNED_KINDS:
+            resource = resource_for(kind, self.served)
+            if resource is None:
+                continue
+            for obj in self.store.objects(kind, owner.namespace):
+                holder = _controller(obj)
+                if holder is None or holder.get("uid") != owner.uid:
+                    continue
+                if (kind, obj["metadata"]["name"]) in wanted:
+                    continue
+                try:
+                    await self.client.delete(resource, name=obj["metadata"]["name"],
+                                             namespace=owner.namespace,
+                                             uid=obj["metadata"]["uid"])
+                except ApiError as exc:
+                    if exc.conflict:  # the uid precondition: someone re-created it
+                        continue
+                    raise
+                logger.info("Deleted %s %s/%s, which the profile no longer wants.",
+                            kind, owner.namespace, obj["metadata"]["name"])
+
+    async def _write_status(self, body: dict[str, Any], new: dict[str, Any]) -> None:
+        if (body.get("status") or {}) == new:
+            return
+        meta = body["metadata"]
+        patch = {
+            "apiVersion": HARDENING_PROFILES.api_version,
+            "kind": v1alpha1.KIND,
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            "status": new,
+        }
+        try:
+            await self.client.apply(HARDENING_PROFILES, patch, field_manager=FIELD_MANAGER,
+                                    force=True, subresource="status")
+        except ApiError as exc:
+            if exc.not_found:
+                return  # deleted meanwhile
+            raise
+
+    async def _record_events(self, body: dict[str, Any],
+                             results: list[status.ChildResult]) -> None:
+        previous = {(c.get("kind"), c.get("name")): c.get("state")
+                    for c in (body.get("status") or {}).get("children") or []}
+        for r in results:
+            if r.action == "created":
+                await self.events.post(body, reason="Created", message=f"Created {r.kind} {r.name}.")
+            elif r.action == "repaired":
+                by = f" (changed by {', '.join(r.changed_by)})" if r.changed_by else ""
+                await self.events.post(
+                    body, reason="Repaired",
+                    message=f"Repaired {r.kind} {r.name}: {', '.join(r.repaired_fields)}{by}.")
+            elif r.state in ("Failed", "Conflict", "Drifted") and \
+                    previous.get((r.kind, r.name)) != r.state:
+                await self.events.post(body, reason=r.state,
+                                       message=f"{r.kind} {r.name}: {r.message}", warning=True)
+
+
+def _controller(obj: dict[str, Any]) -> dict[str, Any] | None:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return dict(ref)
+    return None
