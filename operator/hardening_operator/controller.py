@@ -26,11 +26,18 @@ from hardening_operator.builders.common import MANAGED_SELECTOR
 from hardening_operator.engine.events import EventRecorder
 from hardening_operator.engine.kinds import DISCOVERED
 from hardening_operator.engine.queue import WorkQueue
-from hardening_operator.engine.reconciler import ProfileKey, Reconciler
+from hardening_operator.engine import drift
+from hardening_operator.engine.reconciler import (
+    FIELD_MANAGER,
+    NamespaceKey,
+    ProfileKey,
+    Reconciler,
+)
 from hardening_operator.kube.client import Credentials, KubeClient
 from hardening_operator.kube.resources import (
     HARDENING_PROFILES,
     LIMIT_RANGES,
+    NAMESPACES,
     NETWORK_POLICIES,
     POD_DISRUPTION_BUDGETS,
     SECRET_STORES,
@@ -90,6 +97,10 @@ class IndexStore:
 
     def objects(self, kind: str, namespace: str) -> list[dict[str, Any]]:
         return self._values(_index_name(kind), namespace)
+
+    def namespace(self, name: str) -> dict[str, Any] | None:
+        found = self._values("namespaces_by_name", name)
+        return found[0] if found else None
 
     def _values(self, index: str, key: str) -> list[dict[str, Any]]:
         found = self.indexes.get(index)
@@ -247,6 +258,26 @@ async def profile_event(namespace: str, name: str, memo: Any, **_: Any) -> None:
     runtime.enqueue(namespace, name)
     # Another profile of the namespace may govern, or stop governing, because of this one.
     runtime.enqueue_namespace(namespace)
+
+
+# --------------------------------------------------------------------------------------------
+# Namespaces: the operator owns some of their labels.
+
+
+@kopf.index(NAMESPACES.version, NAMESPACES.plural, id="namespaces_by_name")
+async def index_namespace(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {name: _plain(body)}
+
+
+@kopf.on.event(NAMESPACES.version, NAMESPACES.plural)
+async def namespace_event(name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    runtime = _memo_runtime(memo)
+    if runtime.store.profiles(name):
+        runtime.enqueue_namespace(name)
+    elif runtime.queue is not None and drift.managed_fields(_plain(body), FIELD_MANAGER):
+        # Labels of ours on a namespace no profile governs: left by a profile deleted while
+        # the operator was down. The initial listing brings every such namespace here.
+        runtime.queue.add(NamespaceKey(name))
 
 
 # --------------------------------------------------------------------------------------------

@@ -129,7 +129,9 @@ def _convert(node: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any
     for key, value in node.items():
         if key in _DROPPED_KEYS:
             continue
-        if key == "additionalProperties" and value is False:
+        if key == "additionalProperties" and isinstance(value, bool):
+            # False: unknown fields are refused by strict validation instead. True: an
+            # opaque block, which the model marks x-kubernetes-preserve-unknown-fields.
             continue
         if key == "properties":
             out[key] = {name: _convert(sub, definitions) for name, sub in value.items()}

@@ -408,6 +408,155 @@ class NetworkPolicySection(_Model):
     ]
 
 
+_INT_OR_PERCENT = {
+    "x-kubernetes-int-or-string": True,
+    "maxLength": 4,
+    **_rules(
+        _cel(
+            "type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",
+            "must be a non-negative number of pods or a percentage from 0% to 100%",
+        ),
+    ),
+}
+
+
+class DisruptionBudget(_Model):
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                "has(self.minAvailable) != has(self.maxUnavailable)",
+                "set exactly one of minAvailable and maxUnavailable",
+            ),
+        ),
+    )
+
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=63, pattern=_DNS_LABEL,
+              description="The name of the PodDisruptionBudget."),
+    ]
+    selector: Annotated[
+        CheckedLabelSelector,
+        Field(description="The pods the budget protects."),
+    ]
+    min_available: Annotated[
+        int | str | None,
+        Field(alias="minAvailable", default=None, json_schema_extra=_INT_OR_PERCENT,
+              description="Pods that must stay available during evictions: a number or a "
+                          "percentage such as 50%."),
+    ]
+    max_unavailable: Annotated[
+        int | str | None,
+        Field(alias="maxUnavailable", default=None, json_schema_extra=_INT_OR_PERCENT,
+              description="Pods that may be unavailable during evictions: a number or a "
+                          "percentage such as 25%."),
+    ]
+
+
+class SecretStore(_Model):
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=63, pattern=_DNS_LABEL,
+              description="The name of the External Secrets Operator SecretStore."),
+    ]
+    provider: Annotated[
+        dict[str, Any],
+        Field(
+            description=(
+                "The store's provider block, passed through to the SecretStore as is (for "
+                "example aws: {service: SecretsManager, region: us-west-2, auth: ...}). "
+                "External Secrets Operator's own schema validates it."
+            ),
+            json_schema_extra={
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "maxProperties": 1,
+                "minProperties": 1,
+            },
+        ),
+    ]
+
+
+PodSecurityLevel = Literal["privileged", "baseline", "restricted"]
+
+
+class PodSecurityMode(_Model):
+    level: Annotated[
+        PodSecurityLevel,
+        Field(description="The Pod Security Standard: privileged, baseline or restricted."),
+    ]
+    version: Annotated[
+        str,
+        Field(
+            default="latest",
+            max_length=8,
+            pattern=r"^(latest|v1\.[0-9]{1,2})$",
+            description="The Kubernetes minor version of the standard, such as v1.35, or "
+                        "latest (the default).",
+        ),
+    ]
+
+
+class PodSecurity(_Model):
+    enforce: Annotated[
+        PodSecurityMode | None,
+        Field(default=None, description="Pods that violate this level are refused."),
+    ]
+    audit: Annotated[
+        PodSecurityMode | None,
+        Field(default=None, description="Violations of this level are written to the audit log."),
+    ]
+    warn: Annotated[
+        PodSecurityMode | None,
+        Field(default=None, description="Violations of this level are warned about to the client."),
+    ]
+
+
+_QUANTITY = _rules(_cel("isQuantity(self)", "must be a quantity such as 250m, 1 or 512Mi"))
+
+
+class Resources(_Model):
+    cpu: Annotated[
+        str | None,
+        Field(default=None, max_length=16, json_schema_extra=_QUANTITY,
+              description="CPU, such as 250m or 1."),
+    ]
+    memory: Annotated[
+        str | None,
+        Field(default=None, max_length=16, json_schema_extra=_QUANTITY,
+              description="Memory, such as 512Mi or 2Gi."),
+    ]
+
+    def to_k8s(self) -> dict[str, str]:
+        return {k: v for k, v in (("cpu", self.cpu), ("memory", self.memory)) if v is not None}
+
+
+class ResourceDefaults(_Model):
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            *(
+                _cel(
+                    f"!has(self.requests) || !has(self.limits) || !has(self.requests.{r}) || "
+                    f"!has(self.limits.{r}) || "
+                    f"quantity(self.requests.{r}).compareTo(quantity(self.limits.{r})) <= 0",
+                    f"requests.{r} must not exceed limits.{r}",
+                    field_path=f".requests.{r}",
+                )
+                for r in ("cpu", "memory")
+            ),
+        ),
+    )
+
+    requests: Annotated[
+        Resources | None,
+        Field(default=None, description="Requests given to containers that set none."),
+    ]
+    limits: Annotated[
+        Resources | None,
+        Field(default=None, description="Limits given to containers that set none."),
+    ]
+
+
 class HardeningProfileSpec(_Model):
     mode: Annotated[
         Literal["Enforce", "Audit"],
@@ -439,6 +588,52 @@ class HardeningProfileSpec(_Model):
                 "NetworkPolicies for the covered pods: a default deny, DNS egress and the "
                 "listed allow rules. Left out, the profile makes no NetworkPolicies."
             ),
+        ),
+    ]
+
+
+    disruption_budgets: Annotated[
+        list[DisruptionBudget],
+        Field(
+            alias="disruptionBudgets",
+            default_factory=list,
+            max_length=32,
+            description="PodDisruptionBudgets, one per entry.",
+            json_schema_extra={"x-kubernetes-list-type": "map",
+                               "x-kubernetes-list-map-keys": ["name"]},
+        ),
+    ]
+    secret_stores: Annotated[
+        list[SecretStore],
+        Field(
+            alias="secretStores",
+            default_factory=list,
+            max_length=16,
+            description=(
+                "External Secrets Operator SecretStores, one per entry. They are applied once "
+                "the cluster serves the SecretStore API; until then the profile says so."
+            ),
+            json_schema_extra={"x-kubernetes-list-type": "map",
+                               "x-kubernetes-list-map-keys": ["name"]},
+        ),
+    ]
+    pod_security: Annotated[
+        PodSecurity | None,
+        Field(
+            alias="podSecurity",
+            default=None,
+            description=(
+                "Pod Security Admission labels on the namespace. The operator owns only these "
+                "labels and removes them when the section or the profile goes."
+            ),
+        ),
+    ]
+    resource_defaults: Annotated[
+        ResourceDefaults | None,
+        Field(
+            alias="resourceDefaults",
+            default=None,
+            description="A LimitRange that gives containers default requests and limits.",
         ),
     ]
 
@@ -525,6 +720,12 @@ class ChildStatus(_Model):
     ]
     repairs: Annotated[
         int, Field(default=0, description="How often the operator repaired drift on it.")
+    ]
+    ready: Annotated[
+        dict[str, str] | None,
+        Field(default=None, description=(
+            "The object's own Ready condition (status, reason, message), where it reports one, "
+            "as a SecretStore does.")),
     ]
     last_repair: Annotated[
         Repair | None,

@@ -10,13 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hardening_operator.api.v1alpha1 import HardeningProfileSpec
-from hardening_operator.builders import networkpolicies
+from hardening_operator.builders import (
+    disruptionbudgets,
+    limitranges,
+    networkpolicies,
+    podsecurity,
+    secretstores,
+)
 from hardening_operator.builders.common import Desired, Owner
 
 Builder = Callable[[Owner, HardeningProfileSpec], list[Desired]]
 
 BUILDERS: tuple[Builder, ...] = (
     networkpolicies.build,
+    disruptionbudgets.build,
+    secretstores.build,
+    limitranges.build,
+    podsecurity.build,
 )
 
 

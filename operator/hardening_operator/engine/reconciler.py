@@ -33,13 +33,17 @@ from hardening_operator.builders.common import MANAGED_BY_VALUE, Desired, Owner
 from hardening_operator.engine import drift, status
 from hardening_operator.engine.kinds import OWNED_KINDS, resource_for
 from hardening_operator.kube.client import ApiError, KubeClient
-from hardening_operator.kube.resources import HARDENING_PROFILES, Resource
+from hardening_operator.builders import podsecurity
+from hardening_operator.kube.resources import HARDENING_PROFILES, NAMESPACES, Resource
 
 logger = logging.getLogger(__name__)
 
 FIELD_MANAGER = MANAGED_BY_VALUE
 #: How soon a profile with failed children is looked at again, in seconds.
 RETRY_FAILED_AFTER = 30.0
+#: How soon an Audit profile looks again at children that lost the label its watches select
+#: by: no watch event would tell of their further changes.
+RECHECK_UNWATCHED_AFTER = 5.0
 #: How many objects of one profile are applied at the same time.
 APPLY_CONCURRENCY = 8
 
@@ -50,6 +54,8 @@ class ObjectStore(Protocol):
     def profiles(self, namespace: str) -> list[dict[str, Any]]: ...
 
     def objects(self, kind: str, namespace: str) -> list[dict[str, Any]]: ...
+
+    def namespace(self, name: str) -> dict[str, Any] | None: ...
 
 
 class EventSink(Protocol):
@@ -64,6 +70,16 @@ class ProfileKey:
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class NamespaceKey:
+    """A namespace to tidy: labels of ours left on it while no profile governs it."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def governor(profiles: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -85,14 +101,46 @@ class Reconciler:
         self.served = served if served is not None else {}
 
     async def __call__(self, key: Hashable) -> float | None:
+        if isinstance(key, NamespaceKey):
+            await self.release_namespace(key.name)
+            return None
         assert isinstance(key, ProfileKey)
         return await self.reconcile(key)
+
+    async def release_namespace(self, namespace: str) -> None:
+        """Give up our labels on a namespace that no profile governs any more."""
+        if governor(self.store.profiles(namespace)) is not None:
+            return
+        await self.release_namespace_labels(namespace)
+
+    async def release_namespace_labels(self, namespace: str) -> None:
+        live = self.store.namespace(namespace)
+        if live is None or live["metadata"].get("deletionTimestamp"):
+            return
+        if not drift.managed_fields(live, FIELD_MANAGER):
+            return
+        try:
+            await self._apply(NAMESPACES, podsecurity.namespace_body(namespace))
+        except ApiError as exc:
+            if exc.status in (0, 429) or exc.status >= 500:
+                raise
+            logger.warning("Could not remove our labels from namespace %s: %s", namespace, exc)
+            return
+        logger.info("Removed the Pod Security labels of a former profile from namespace %s.",
+                    namespace)
 
     async def reconcile(self, key: ProfileKey) -> float | None:
         profiles = self.store.profiles(key.namespace)
         body = next((p for p in profiles if p["metadata"]["name"] == key.name), None)
         if body is None or body["metadata"].get("deletionTimestamp"):
-            # Deleted: the garbage collector removes what it owned.
+            # Deleted: the garbage collector removes the objects it owned; the labels it
+            # put on the namespace are removed here, unless another profile takes over.
+            await self.release_namespace(key.namespace)
+            return None
+        space = self.store.namespace(key.namespace)
+        if space is not None and space["metadata"].get("deletionTimestamp"):
+            # The namespace controller is emptying it: re-creating what it deletes would
+            # only be refused, and everything goes with the namespace anyway.
             return None
         meta = body["metadata"]
         generation = int(meta.get("generation", 1))
@@ -127,6 +175,8 @@ class Reconciler:
         results = list(await asyncio.gather(*(sync(d) for d in wanted)))
         if spec.mode == "Enforce":
             await self._delete_unwanted(owner, {d.key for d in wanted})
+            if not any(d.kind == NAMESPACES.kind for d in wanted):
+                await self.release_namespace_labels(key.namespace)
         new_status = status.compose(
             previous=previous, generation=generation, mode=spec.mode,
             conditions=status.conditions_for(results), children=results)
@@ -134,6 +184,10 @@ class Reconciler:
         await self._record_events(body, results)
         if any(r.state == "Failed" for r in results):
             return RETRY_FAILED_AFTER
+        if spec.mode == "Audit" and any(
+                r.state == "Drifted" and r.kind != NAMESPACES.kind
+                and self._cached(r.kind, key.namespace, r.name) is None for r in results):
+            return RECHECK_UNWATCHED_AFTER
         return None
 
     # ----------------------------------------------------------------------------------------
@@ -153,12 +207,15 @@ class Reconciler:
             if live is None:
                 # The cache holds only objects with our label: look for one without it.
                 live = await self.client.get(resource, name=name, namespace=owner.namespace)
+            if live is None and not desired.owned:
+                return status.ChildResult(kind, name, "Failed", f"The {kind} does not exist.")
             if live is None:
                 if audit:
                     return status.ChildResult(kind, name, "Missing", "Absent; Audit mode "
                                               "does not create it.")
-                await self._apply(resource, body)
-                return status.ChildResult(kind, name, "InSync", action="created")
+                created = await self._apply(resource, body)
+                return status.ChildResult(kind, name, "InSync", action="created",
+                                          ready=_ready_condition(created))
             if desired.owned and not self._may_manage(live, owner):
                 holder = _controller(live)
                 by = f"{holder['kind']}/{holder['name']}" if holder else "nobody"
@@ -173,7 +230,7 @@ class Reconciler:
                 # the controller reference over to this profile.
                 found = drift.Assessment(outdated=True)
             if found.in_sync:
-                return status.ChildResult(kind, name, "InSync")
+                return status.ChildResult(kind, name, "InSync", ready=_ready_condition(live))
             fields = [drift.format_path(p) for p in found.lost]
             if audit:
                 if found.outdated:
@@ -187,11 +244,13 @@ class Reconciler:
                 return status.ChildResult(kind, name, "Drifted",
                                           "Changed by someone else; Audit mode leaves it.",
                                           fields=fields, changed_by=found.changed_by)
-            await self._apply(resource, body)
+            applied = await self._apply(resource, body)
             if found.outdated:
-                return status.ChildResult(kind, name, "InSync", action="updated")
+                return status.ChildResult(kind, name, "InSync", action="updated",
+                                          ready=_ready_condition(applied))
             return status.ChildResult(kind, name, "InSync", action="repaired",
-                                      repaired_fields=fields, changed_by=found.changed_by)
+                                      repaired_fields=fields, changed_by=found.changed_by,
+                                      ready=_ready_condition(applied))
         except ApiError as exc:
             if exc.status in (0, 429) or exc.status >= 500:
                 raise  # transient: the work queue retries the whole pass with backoff
@@ -203,6 +262,8 @@ class Reconciler:
                                        force=True, dry_run=dry_run)
 
     def _cached(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        if kind == NAMESPACES.kind:
+            return self.store.namespace(name)
         for obj in self.store.objects(kind, namespace):
             if obj["metadata"]["name"] == name:
                 return obj
@@ -278,6 +339,14 @@ class Reconciler:
                     previous.get((r.kind, r.name)) != r.state:
                 await self.events.post(body, reason=r.state,
                                        message=f"{r.kind} {r.name}: {r.message}", warning=True)
+
+
+def _ready_condition(obj: dict[str, Any] | None) -> dict[str, str] | None:
+    """An object's own Ready condition (a SecretStore's), to show on the profile."""
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return {k: str(cond[k]) for k in ("status", "reason", "message") if cond.get(k)}
+    return None
 
 
 def _controller(obj: dict[str, Any]) -> dict[str, Any] | None:

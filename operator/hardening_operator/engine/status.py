@@ -27,6 +27,12 @@ class ChildResult:
     changed_by: list[str] = field(default_factory=list)
     action: Action | None = None
     repaired_fields: list[str] = field(default_factory=list)
+    #: The object's own Ready condition, where it has one (a SecretStore).
+    ready: dict[str, str] | None = None
+
+    @property
+    def not_ready(self) -> bool:
+        return self.ready is not None and self.ready.get("status") == "False"
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ def conditions_for(children: list[ChildResult]) -> list[ProfileCondition]:
     drifted = [c for c in children if c.state in ("Drifted", "Missing")]
     failed = [c for c in children if c.state in ("Failed", "Conflict")]
     pending = [c for c in children if c.state == "Pending"]
+    unready = [c for c in children if c.state == "InSync" and c.not_ready]
 
     def names(items: list[ChildResult]) -> str:
         return ", ".join(f"{c.kind}/{c.name}" for c in items[:10]) + (
@@ -57,6 +64,11 @@ def conditions_for(children: list[ChildResult]) -> list[ProfileCondition]:
     elif drifted:
         ready = ProfileCondition("Ready", "False", "Drifted",
                                  f"Not as the profile wants: {names(drifted)}.")
+    elif unready:
+        ready = ProfileCondition(
+            "Ready", "False", "ChildrenNotReady",
+            "; ".join(f"{c.kind}/{c.name} is not ready: {(c.ready or {}).get('reason', '')} "
+                      f"{(c.ready or {}).get('message', '')}".strip() for c in unready[:5]))
     elif pending:
         ready = ProfileCondition("Ready", "False", "Pending",
                                  f"Waiting for their API: {names(pending)}.")
@@ -73,6 +85,8 @@ def conditions_for(children: list[ChildResult]) -> list[ProfileCondition]:
         ProfileCondition("Degraded", "True", "ChildrenFailed",
                          "; ".join(f"{c.kind}/{c.name}: {c.message}" for c in failed[:5]))
         if failed else
+        ProfileCondition("Degraded", "True", "ChildrenNotReady", ready.message)
+        if unready else
         ProfileCondition("Degraded", "False", "AsExpected", "Every object could be applied.")
     )
     return [ready, in_sync, degraded, _governing()]
@@ -150,6 +164,8 @@ def _children(old: list[dict[str, Any]], results: list[ChildResult],
             entry["fields"] = list(result.fields)
         if result.changed_by:
             entry["changedBy"] = list(result.changed_by)
+        if result.ready:
+            entry["ready"] = dict(result.ready)
         entry["since"] = prev.get("since") if prev.get("state") == result.state and \
             prev.get("since") else stamp
         repairs = int(prev.get("repairs", 0))
