@@ -22,7 +22,9 @@ from typing import Any
 
 import kopf
 
-from hardening_operator.builders.common import MANAGED_SELECTOR
+from hardening_operator.api.v1alpha1 import QUARANTINE_LABEL_KEY
+from hardening_operator.builders.common import MANAGED_SELECTOR, PROFILE_LABEL
+from hardening_operator.builders.quarantine import NAMESPACE_LABEL
 from hardening_operator.engine.events import EventRecorder
 from hardening_operator.engine.kinds import DISCOVERED
 from hardening_operator.engine.queue import WorkQueue
@@ -40,7 +42,7 @@ from hardening_operator.kube.resources import (
     NAMESPACES,
     NETWORK_POLICIES,
     POD_DISRUPTION_BUDGETS,
-    SECRET_STORES,
+    PODS,
     Resource,
 )
 
@@ -154,19 +156,26 @@ class Runtime:
         for namespace in list(index.keys()) if index is not None else []:
             self.enqueue_namespace(namespace)
 
-    def enqueue_owner(self, body: dict[str, Any]) -> None:
+    def enqueue_owner(self, body: dict[str, Any]) -> bool:
+        """Queue the profile that owns an object; False if no profile does."""
         meta = body.get("metadata", {})
         for ref in meta.get("ownerReferences") or []:
             if ref.get("controller") and ref.get("kind") == HARDENING_PROFILES.kind:
                 self.enqueue(meta.get("namespace"), ref.get("name"))
+                return True
+        labels = meta.get("labels") or {}
+        if labels.get(NAMESPACE_LABEL) and labels.get(PROFILE_LABEL):
+            self.enqueue(labels[NAMESPACE_LABEL], labels[PROFILE_LABEL])
+            return True
+        return False
 
     async def discover(self) -> bool:
         """Look up the served version of each discovered kind; True if any appeared."""
         assert self.client is not None
         appeared = False
-        for kind, resource in DISCOVERED.items():
+        for kind, (resource, spoken) in DISCOVERED.items():
             versions = await self.client.served_versions(resource.group)
-            for version in ("v1", "v1beta1"):
+            for version in spoken:
                 if version in versions and await self.client.has_resource(
                         resource.group, version, resource.plural):
                     found: Resource | None = resource.with_version(version)
@@ -226,9 +235,12 @@ def login(**kwargs: Any) -> Any:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> None:
-    # Only the operator's own objects stream through the child watches.
-    for resource in (*_WATCHED_CHILDREN, SECRET_STORES):
-        settings.watching.label_selectors[resource.group, resource.plural] = MANAGED_SELECTOR
+    # Only the operator's own objects stream through the child watches. NetworkPolicies are
+    # the exception: quarantine has to see everybody's, to find those that bypass it.
+    for resource in (*_WATCHED_CHILDREN, *(r for r, _ in DISCOVERED.values())):
+        if resource is not NETWORK_POLICIES:
+            settings.watching.label_selectors[resource.group, resource.plural] = MANAGED_SELECTOR
+    settings.watching.label_selectors[PODS.group, PODS.plural] = QUARANTINE_LABEL_KEY
     # A silently dead connection is noticed and re-opened within minutes.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -284,23 +296,61 @@ async def namespace_event(name: str, body: kopf.Body, memo: Any, **_: Any) -> No
 # Owned objects: indexed by namespace, and each change queues the owning profile.
 
 
-def _register_child(resource: Resource) -> None:
+def _register_child(resource: Resource, *, discovered: bool) -> None:
     group, plural = resource.group, resource.plural
-    version = None if resource in DISCOVERED.values() else resource.version
-    selector = (group, version, plural) if version else (group, plural)
+    # A kind of somebody else's CRD is watched in whatever version the cluster prefers.
+    selector = (group, plural) if discovered else (group, resource.version, plural)
 
-    async def index_child(namespace: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
-        return {namespace: _plain(body)}
+    async def index_child(namespace: str | None, body: kopf.Body,
+                          **_: Any) -> dict[str, Any]:
+        # Cluster-scoped children say in a label which namespace they belong to.
+        key = namespace or body.get("metadata", {}).get("labels", {}).get(NAMESPACE_LABEL)
+        return {key: _plain(body)} if key else {}
 
-    async def child_event(body: kopf.Body, memo: Any, **_: Any) -> None:
-        _memo_runtime(memo).enqueue_owner(_plain(body))
+    async def child_event(body: kopf.Body, namespace: str | None, memo: Any,
+                          **_: Any) -> None:
+        runtime = _memo_runtime(memo)
+        plain = _plain(body)
+        if not runtime.enqueue_owner(plain) and namespace and \
+                runtime.store.objects(PODS.kind, namespace):
+            # Somebody else's policy in a namespace with quarantined pods: it may bypass.
+            runtime.enqueue_namespace(namespace)
 
     kopf.index(*selector, id=_index_name(resource.kind))(index_child)
     kopf.on.event(*selector, id=f"{plural}_event")(child_event)
 
 
-for _resource in (*_WATCHED_CHILDREN, SECRET_STORES):
-    _register_child(_resource)
+for _resource in _WATCHED_CHILDREN:
+    _register_child(_resource, discovered=False)
+for _resource, _ in DISCOVERED.values():
+    _register_child(_resource, discovered=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Pods: only those carrying the quarantine label stream here (a server-side selector), so
+# the operator's memory does not grow with the pods of the cluster.
+
+
+@kopf.index(PODS.version, PODS.plural, id=_index_name(PODS.kind))
+async def index_pod(namespace: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {namespace: _slim_pod(body)}
+
+
+@kopf.on.event(PODS.version, PODS.plural)
+async def pod_event(namespace: str, memo: Any, **_: Any) -> None:
+    runtime = _memo_runtime(memo)
+    if runtime.store.profiles(namespace):
+        runtime.enqueue_namespace(namespace)
+    elif runtime.queue is not None:
+        runtime.queue.add(NamespaceKey(namespace))
+
+
+def _slim_pod(body: kopf.Body) -> dict[str, Any]:
+    """What quarantine needs of a pod: identity, labels and who set them; not its spec."""
+    meta = body.get("metadata", {})
+    return {"metadata": {key: meta[key] for key in
+                         ("name", "namespace", "uid", "labels", "managedFields",
+                          "deletionTimestamp") if key in meta}}
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:

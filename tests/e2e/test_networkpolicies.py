@@ -14,6 +14,8 @@ from tests.support import SAMPLES, profile, to_yaml, wait_for
 pytestmark = pytest.mark.usefixtures("operator")
 
 NETPOL = ("networking.k8s.io", "v1", "networkpolicies")
+#: Allow policies leave quarantined pods out.
+NOT_QUARANTINED = {"key": "quarantine", "operator": "NotIn", "values": ["true"]}
 
 
 def _custom(api: Any) -> kubernetes.client.CustomObjectsApi:
@@ -64,11 +66,12 @@ def test_sample_applied_with_kubectl_makes_the_expected_policies(cluster: Any, a
         wait_for(lambda: _ready(api, "plumbing-ai", "plumbing-ai"), timeout=15,
                  what="the sample profile to be Ready")
         policies = _policies(api, "plumbing-ai")
-        assert set(policies) == {"default-deny", "allow-dns", "plumbing-ai-platform"}
+        assert set(policies) == {"default-deny", "allow-dns", "plumbing-ai-platform",
+                                 "quarantine"}
         assert policies["default-deny"]["spec"] == {
             "podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
         assert policies["allow-dns"]["spec"] == {
-            "podSelector": {},
+            "podSelector": {"matchExpressions": [NOT_QUARANTINED]},
             "policyTypes": ["Egress"],
             "egress": [{
                 "to": [{
@@ -80,7 +83,8 @@ def test_sample_applied_with_kubectl_makes_the_expected_policies(cluster: Any, a
             }],
         }
         assert policies["plumbing-ai-platform"]["spec"] == {
-            "podSelector": {"matchLabels": {"app": "plumbing-ai-platform"}},
+            "podSelector": {"matchLabels": {"app": "plumbing-ai-platform"},
+                            "matchExpressions": [NOT_QUARANTINED]},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{
                 "from": [{"namespaceSelector": {"matchLabels": {"name": "plumbing-ai"}}}],
@@ -141,15 +145,15 @@ def test_editing_the_profile_is_followed(cluster: Any, api: Any, namespace: str)
     spec["networkPolicy"]["rules"] = []
     spec["networkPolicy"]["allowDNS"] = False
     cluster.kubectl("apply", "-f", "-", input=to_yaml(profile("p", namespace, spec)))
-    wait_for(lambda: set(_policies(api, namespace)) == {"default-deny"},
-             what="only default-deny to remain")
+    wait_for(lambda: set(_policies(api, namespace)) == {"default-deny", "quarantine"},
+             what="only default-deny and quarantine to remain")
     wait_for(lambda: _ready(api, namespace, "p"), what="the profile to be Ready again")
 
 
 def test_deleting_the_profile_removes_its_policies(cluster: Any, api: Any,
                                                    namespace: str) -> None:
     cluster.kubectl("apply", "-f", "-", input=to_yaml(profile("p", namespace, PLATFORM_SPEC)))
-    wait_for(lambda: len(_policies(api, namespace)) == 3, what="three policies")
+    wait_for(lambda: len(_policies(api, namespace)) == 4, what="four policies")
     cluster.kubectl("delete", "hardeningprofile", "p", "-n", namespace)
     wait_for(lambda: _policies(api, namespace) == {}, timeout=30,
              what="the garbage collector to remove the policies")
@@ -173,14 +177,14 @@ def test_a_policy_that_someone_else_owns_is_never_overwritten(
     mine = _policies(api, namespace)["allow-dns"]
     assert mine["spec"]["podSelector"] == {"matchLabels": {"team": "mine"}}
     assert "ownerReferences" not in mine["metadata"]
-    assert {"default-deny", "platform"} <= set(_policies(api, namespace))
+    assert {"default-deny", "platform", "quarantine"} <= set(_policies(api, namespace))
 
 
-def test_an_empty_spec_is_ready_and_makes_nothing(cluster: Any, api: Any,
-                                                  namespace: str) -> None:
+def test_an_empty_spec_is_ready_and_only_arms_quarantine(cluster: Any, api: Any,
+                                                         namespace: str) -> None:
     cluster.kubectl("apply", "-f", "-", input=to_yaml(profile("empty", namespace, {})))
     wait_for(lambda: _ready(api, namespace, "empty"), what="the empty profile to be Ready")
-    assert _policies(api, namespace) == {}
+    assert set(_policies(api, namespace)) == {"quarantine"}
 
 
 def test_a_profile_in_a_terminating_namespace_does_not_stop_the_operator(

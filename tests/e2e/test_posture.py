@@ -70,7 +70,7 @@ def test_every_sample_applies_cleanly_and_becomes_ready(cluster: Any, api: Any,
         body = get_profile(api, "plumbing-ai", "plumbing-ai")
         assert body["status"]["drifted"] == 0
         assert {c["state"] for c in body["status"]["children"]} == {"InSync"}
-        assert len(body["status"]["children"]) == 7
+        assert len(body["status"]["children"]) == 8
     finally:
         cluster.kubectl("delete", "-f", str(SAMPLES), "--wait=false")
 

@@ -557,6 +557,35 @@ class ResourceDefaults(_Model):
     ]
 
 
+#: The label key whose presence the operator watches pods for. One key for the whole cluster
+#: keeps the on-call command the same in every namespace and lets a single server-side
+#: label selector stream exactly the labelled pods; a profile chooses the value.
+QUARANTINE_LABEL_KEY = "quarantine"
+
+
+class Quarantine(_Model):
+    enabled: Annotated[
+        bool,
+        Field(default=True, description=(
+            "Keep pods labelled quarantine=<value> cut off. Default: true, also when the "
+            "section is left out.")),
+    ]
+    value: Annotated[
+        str,
+        Field(default="true", min_length=1, max_length=63,
+              pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+              description=(
+                  "The value of the quarantine label that isolates a pod: "
+                  "kubectl label pod NAME quarantine=<value>. Default: true.")),
+    ]
+    allow_from: Annotated[
+        list[Peer],
+        Field(alias="allowFrom", default_factory=list, max_length=8, description=(
+            "Peers that may still reach quarantined pods, for forensics (for example a "
+            "security tooling namespace). Nothing else gets in or out.")),
+    ]
+
+
 class HardeningProfileSpec(_Model):
     mode: Annotated[
         Literal["Enforce", "Audit"],
@@ -635,6 +664,14 @@ class HardeningProfileSpec(_Model):
             default=None,
             description="A LimitRange that gives containers default requests and limits.",
         ),
+    ]
+
+
+    quarantine: Annotated[
+        Quarantine,
+        Field(default_factory=Quarantine, description=(
+            "Pod quarantine: a pod labelled quarantine=true is cut off at once, by policy, "
+            "also while the operator is down.")),
     ]
 
 
@@ -733,6 +770,41 @@ class ChildStatus(_Model):
     ]
 
 
+class QuarantinedPod(_Model):
+    name: Annotated[str, Field(description="The pod.")]
+    uid: Annotated[str, Field(default="", description="The pod's uid.")]
+    since: Annotated[
+        str | None,
+        Field(default=None, description="When the label was set, where managedFields tell.",
+              json_schema_extra={"format": "date-time"}),
+    ]
+    by: Annotated[
+        str | None,
+        Field(default=None, description="The field manager that set the label."),
+    ]
+    isolated: Annotated[bool, Field(default=True, description="Whether policy isolates it.")]
+    message: Annotated[str, Field(default="", description="Why it is not isolated, if not.")]
+
+
+class QuarantineStatus(_Model):
+    pods: Annotated[
+        list[QuarantinedPod],
+        Field(default_factory=list, description="Pods carrying the quarantine label."),
+    ]
+    bypassed_by: Annotated[
+        list[str],
+        Field(alias="bypassedBy", default_factory=list, description=(
+            "NetworkPolicies not made by the operator that select a quarantined pod and "
+            "allow traffic, which quarantine cannot cancel.")),
+    ]
+    override: Annotated[
+        str | None,
+        Field(default=None, description=(
+            "The admin-tier policy that denies quarantined pods' traffic over every "
+            "NetworkPolicy, where the cluster serves one.")),
+    ]
+
+
 class HardeningProfileStatus(_Model):
     observed_generation: Annotated[
         int | None,
@@ -767,4 +839,8 @@ class HardeningProfileStatus(_Model):
     children: Annotated[
         list[ChildStatus],
         Field(default_factory=list, description="The objects the profile governs."),
+    ]
+    quarantine: Annotated[
+        QuarantineStatus | None,
+        Field(default=None, description="Quarantined pods, and what isolates them."),
     ]

@@ -15,6 +15,7 @@ from hardening_operator.builders import (
     limitranges,
     networkpolicies,
     podsecurity,
+    quarantine,
     secretstores,
 )
 from hardening_operator.builders.common import Desired, Owner
@@ -27,6 +28,7 @@ BUILDERS: tuple[Builder, ...] = (
     secretstores.build,
     limitranges.build,
     podsecurity.build,
+    quarantine.build,
 )
 
 

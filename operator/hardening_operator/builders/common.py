@@ -51,6 +51,8 @@ class Desired:
     body: dict[str, Any]
     owned: bool = True
     section: str = field(default="", compare=False)
+    #: Cluster-scoped objects cannot have a namespaced owner: labels tie them to the profile.
+    cluster_scoped: bool = False
 
     @property
     def kind(self) -> str:

@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from hardening_operator.api.v1alpha1 import (
+    QUARANTINE_LABEL_KEY,
     AllowRule,
     HardeningProfileSpec,
     LabelSelector,
+    LabelSelectorRequirement,
 )
 from hardening_operator.builders.common import Desired, Owner, child_metadata
 
@@ -31,24 +33,34 @@ def build(owner: Owner, spec: HardeningProfileSpec) -> list[Desired]:
     if section is None:
         return []
     covered = spec.pod_selector
+    # Allow policies leave quarantined pods out, so that the label cuts a pod off the
+    # moment it lands: nothing has to react to it.
+    allowed = [covered, *_not_quarantined(spec)]
     policies: list[Desired] = []
     if section.default_deny:
         policies.append(_policy(owner, DEFAULT_DENY, _select(covered), {
             "policyTypes": ["Ingress", "Egress"],
         }))
     if section.allow_dns:
-        policies.append(_policy(owner, ALLOW_DNS, _select(covered), {
+        policies.append(_policy(owner, ALLOW_DNS, _select(*allowed), {
             "policyTypes": ["Egress"],
             "egress": [{
                 "to": [_KUBE_DNS_PEER],
                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
             }],
         }))
-    policies.extend(_rule_policy(owner, covered, rule) for rule in section.rules)
+    policies.extend(_rule_policy(owner, allowed, rule) for rule in section.rules)
     return policies
 
 
-def _rule_policy(owner: Owner, covered: LabelSelector, rule: AllowRule) -> Desired:
+def _not_quarantined(spec: HardeningProfileSpec) -> list[LabelSelector]:
+    if not spec.quarantine.enabled:
+        return []
+    return [LabelSelector(matchExpressions=[LabelSelectorRequirement(
+        key=QUARANTINE_LABEL_KEY, operator="NotIn", values=[spec.quarantine.value])])]
+
+
+def _rule_policy(owner: Owner, allowed: list[LabelSelector], rule: AllowRule) -> Desired:
     spec: dict[str, Any] = {"policyTypes": []}
     if rule.ingress:
         spec["policyTypes"].append("Ingress")
@@ -72,7 +84,7 @@ def _rule_policy(owner: Owner, covered: LabelSelector, rule: AllowRule) -> Desir
         # A rule that allows nothing still selects its pods for ingress, which denies
         # nothing further and keeps the policy valid.
         spec["policyTypes"] = ["Ingress"]
-    return _policy(owner, rule.name, _select(covered, rule.pod_selector), spec)
+    return _policy(owner, rule.name, _select(*allowed, rule.pod_selector), spec)
 
 
 def _policy(owner: Owner, name: str, pod_selector: dict[str, Any],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from hardening_operator.kube.resources import (
+    ADMIN_NETWORK_POLICIES,
+    CLUSTER_NETWORK_POLICIES,
     LIMIT_RANGES,
     NAMESPACES,
     NETWORK_POLICIES,
@@ -15,12 +17,21 @@ from hardening_operator.kube.resources import (
 BUILTIN: dict[str, Resource] = {
     r.kind: r for r in (NETWORK_POLICIES, POD_DISRUPTION_BUDGETS, LIMIT_RANGES, NAMESPACES)
 }
-#: Kinds that come with somebody else's CRD; their version is found by discovery.
-DISCOVERED: dict[str, Resource] = {SECRET_STORES.kind: SECRET_STORES}
+#: Kinds that come with somebody else's CRD, each with the versions the operator speaks,
+#: preferred first; which one the cluster serves is found by discovery.
+DISCOVERED: dict[str, tuple[Resource, tuple[str, ...]]] = {
+    # External Secrets Operator serves only v1 since 0.17; v1beta1 where it is all there is.
+    SECRET_STORES.kind: (SECRET_STORES, ("v1", "v1beta1")),
+    CLUSTER_NETWORK_POLICIES.kind: (CLUSTER_NETWORK_POLICIES, ("v1alpha2",)),
+    ADMIN_NETWORK_POLICIES.kind: (ADMIN_NETWORK_POLICIES, ("v1alpha1",)),
+}
+
+#: The admin-tier policy kinds, the newer first: quarantine uses the first one served.
+ADMIN_TIER_KINDS: tuple[str, ...] = ("ClusterNetworkPolicy", "AdminNetworkPolicy")
 
 #: Kinds whose objects a profile owns outright (and so may delete when unwanted).
 OWNED_KINDS: tuple[str, ...] = ("NetworkPolicy", "PodDisruptionBudget", "LimitRange",
-                                "SecretStore")
+                                "SecretStore", *ADMIN_TIER_KINDS)
 
 
 def resource_for(kind: str, served: dict[str, Resource | None]) -> Resource | None:

@@ -29,12 +29,15 @@ import pydantic
 
 from hardening_operator.api import v1alpha1
 from hardening_operator.builders import build_all
-from hardening_operator.builders.common import MANAGED_BY_VALUE, Desired, Owner
+from hardening_operator.builders.common import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Desired, Owner
 from hardening_operator.engine import drift, status
 from hardening_operator.engine.kinds import OWNED_KINDS, resource_for
 from hardening_operator.kube.client import ApiError, KubeClient
 from hardening_operator.builders import podsecurity
-from hardening_operator.kube.resources import HARDENING_PROFILES, NAMESPACES, Resource
+from hardening_operator.builders import quarantine as quarantine_builder
+from hardening_operator.engine import quarantine
+from hardening_operator.engine.kinds import ADMIN_TIER_KINDS
+from hardening_operator.kube.resources import HARDENING_PROFILES, NAMESPACES, PODS, Resource
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +102,8 @@ class Reconciler:
         self.events = events
         #: Resources whose version is found by discovery; None while the API is absent.
         self.served = served if served is not None else {}
+        #: Labelled pods already told that no profile governs their namespace.
+        self._warned_ungoverned: set[str] = set()
 
     async def __call__(self, key: Hashable) -> float | None:
         if isinstance(key, NamespaceKey):
@@ -108,10 +113,31 @@ class Reconciler:
         return await self.reconcile(key)
 
     async def release_namespace(self, namespace: str) -> None:
-        """Give up our labels on a namespace that no profile governs any more."""
+        """Tidy a namespace that no profile governs (any more).
+
+        Our labels on it are given up, admin-tier quarantine policies for it are deleted
+        (being cluster-scoped, the garbage collector cannot remove them), and labelled pods
+        are told that nothing isolates them.
+        """
         if governor(self.store.profiles(namespace)) is not None:
             return
         await self.release_namespace_labels(namespace)
+        for kind in ADMIN_TIER_KINDS:
+            resource = self.served.get(kind)
+            for obj in self.store.objects(kind, namespace) if resource else []:
+                if _labelled_for(obj, namespace):
+                    await self.client.delete(resource, name=obj["metadata"]["name"],
+                                             uid=obj["metadata"]["uid"])
+        for pod in self.store.objects(PODS.kind, namespace):
+            meta = pod["metadata"]
+            if meta.get("uid") in self._warned_ungoverned:
+                continue
+            self._warned_ungoverned.add(meta.get("uid"))
+            await self.events.post(
+                _pod_ref(namespace, meta["name"], meta.get("uid", "")),
+                reason="NotQuarantined", warning=True,
+                message=(f"No HardeningProfile governs namespace {namespace}: the "
+                         "quarantine label isolates nothing here."))
 
     async def release_namespace_labels(self, namespace: str) -> None:
         live = self.store.namespace(namespace)
@@ -173,15 +199,31 @@ class Reconciler:
                 return await self._sync_child(owner, desired, audit=spec.mode == "Audit")
 
         results = list(await asyncio.gather(*(sync(d) for d in wanted)))
+        findings, admin = self._quarantine(owner, spec)
+        if admin is not None:
+            wanted.append(admin)
+            results.append(await sync(admin))
+            if results[-1].state == "InSync":
+                findings, _ = self._quarantine(owner, spec, override=admin.name)
         if spec.mode == "Enforce":
             await self._delete_unwanted(owner, {d.key for d in wanted})
             if not any(d.kind == NAMESPACES.kind for d in wanted):
                 await self.release_namespace_labels(key.namespace)
+        policy = next((r for r in results if r.kind == "NetworkPolicy"
+                       and r.name == quarantine_builder.POLICY_NAME), None)
+        override_kind = self._admin_kind()
+        conditions = status.conditions_for(results) + quarantine.conditions(
+            spec, findings, policy_in_place=policy is not None and policy.state == "InSync",
+            override_kind=override_kind)
+        conditions = _degrade_on_bypass(conditions, findings)
         new_status = status.compose(
             previous=previous, generation=generation, mode=spec.mode,
-            conditions=status.conditions_for(results), children=results)
+            conditions=conditions, children=results)
+        new_status["quarantine"] = quarantine.status(
+            findings, override_name=admin.name if admin is not None else None)
         await self._write_status(body, new_status)
         await self._record_events(body, results)
+        await self._record_quarantine_events(body, previous.get("quarantine") or {}, findings)
         if any(r.state == "Failed" for r in results):
             return RETRY_FAILED_AFTER
         if spec.mode == "Audit" and any(
@@ -191,6 +233,59 @@ class Reconciler:
         return None
 
     # ----------------------------------------------------------------------------------------
+
+    def _admin_kind(self) -> str | None:
+        return next((k for k in ADMIN_TIER_KINDS if self.served.get(k) is not None), None)
+
+    def _quarantine(self, owner: Owner, spec: v1alpha1.HardeningProfileSpec, *,
+                    override: str | None = None) -> tuple[quarantine.Findings, Desired | None]:
+        """The quarantine findings, and the admin-tier policy they call for, if any."""
+        findings = quarantine.assess(
+            spec, self.store.objects(PODS.kind, owner.namespace),
+            self.store.objects("NetworkPolicy", owner.namespace),
+            owner_uid=owner.uid, override=override)
+        kind = self._admin_kind()
+        if kind is None or not spec.quarantine.enabled or not findings.quarantined:
+            return findings, None
+        return findings, quarantine_builder.admin_policy(owner, spec, kind=kind)
+
+    async def _record_quarantine_events(self, body: dict[str, Any], previous: dict[str, Any],
+                                        findings: quarantine.Findings) -> None:
+        namespace = body["metadata"]["namespace"]
+        before = {p.get("uid"): p for p in previous.get("pods") or []}
+        now = {p.uid: p for p in findings.pods + findings.ignored}
+        for uid, pod in now.items():
+            old = before.get(uid)
+            ref = _pod_ref(namespace, pod.name, uid)
+            if pod in findings.ignored:
+                if old is None:
+                    await self.events.post(ref, reason="NotQuarantined", message=pod.message,
+                                           warning=True)
+                continue
+            if old is None:
+                by = f" by {pod.by}" if pod.by else ""
+                text = f"Pod {pod.name} quarantined{by}."
+                if pod.isolated:
+                    await self.events.post(ref, reason="Quarantined",
+                                           message=f"Quarantined by profile "
+                                                   f"{body['metadata']['name']}: cut off "
+                                                   "from all traffic but forensic peers.")
+                await self.events.post(body, reason="Quarantined", message=text)
+            if not pod.isolated and (old is None or old.get("isolated", True)):
+                await self.events.post(ref, reason="QuarantineBypassed", message=pod.message,
+                                       warning=True)
+                await self.events.post(body, reason="QuarantineBypassed",
+                                       message=f"Pod {pod.name}: {pod.message}", warning=True)
+        for uid, old in before.items():
+            if uid in now:
+                continue
+            name = str(old.get("name"))
+            gone = await self.client.get(PODS, name=name, namespace=namespace) is None
+            verb = "was deleted while quarantined" if gone else "was released from quarantine"
+            if not gone:
+                await self.events.post(_pod_ref(namespace, name, str(uid)), reason="Released",
+                                       message="Released from quarantine: the label is gone.")
+            await self.events.post(body, reason="Released", message=f"Pod {name} {verb}.")
 
     async def _sync_child(self, owner: Owner, desired: Desired, *,
                           audit: bool) -> status.ChildResult:
@@ -225,7 +320,8 @@ class Reconciler:
                     f"(controller: {by}); it is left alone.")
             found = drift.assess(body, live, manager=FIELD_MANAGER)
             holder = _controller(live)
-            if desired.owned and holder is not None and holder.get("uid") != owner.uid:
+            if desired.owned and not desired.cluster_scoped and holder is not None \
+                    and holder.get("uid") != owner.uid:
                 # Adopting what a former governor of the namespace left: the apply moves
                 # the controller reference over to this profile.
                 found = drift.Assessment(outdated=True)
@@ -271,6 +367,8 @@ class Reconciler:
 
     def _may_manage(self, live: dict[str, Any], owner: Owner) -> bool:
         """Ours, or left behind by a profile of this namespace that no longer governs."""
+        if _labelled_for(live, owner.namespace):
+            return True
         holder = _controller(live)
         if holder is None:
             return False
@@ -290,13 +388,15 @@ class Reconciler:
                 continue
             for obj in self.store.objects(kind, owner.namespace):
                 holder = _controller(obj)
-                if holder is None or holder.get("uid") != owner.uid:
+                if not _labelled_for(obj, owner.namespace) and (
+                        holder is None or holder.get("uid") != owner.uid):
                     continue
                 if (kind, obj["metadata"]["name"]) in wanted:
                     continue
                 try:
                     await self.client.delete(resource, name=obj["metadata"]["name"],
-                                             namespace=owner.namespace,
+                                             namespace=owner.namespace if resource.namespaced
+                                             else None,
                                              uid=obj["metadata"]["uid"])
                 except ApiError as exc:
                     if exc.conflict:  # the uid precondition: someone re-created it
@@ -339,6 +439,34 @@ class Reconciler:
                     previous.get((r.kind, r.name)) != r.state:
                 await self.events.post(body, reason=r.state,
                                        message=f"{r.kind} {r.name}: {r.message}", warning=True)
+
+
+def _pod_ref(namespace: str, name: str, uid: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+
+
+def _labelled_for(obj: dict[str, Any], namespace: str) -> bool:
+    """A cluster-scoped object the operator made for this namespace."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return (not obj.get("metadata", {}).get("namespace")
+            and labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+            and labels.get(quarantine_builder.NAMESPACE_LABEL) == namespace)
+
+
+def _degrade_on_bypass(conditions: list[status.ProfileCondition],
+                       findings: quarantine.Findings) -> list[status.ProfileCondition]:
+    """A quarantined pod that traffic still reaches makes the profile Degraded."""
+    leaking = [p for p in findings.pods if not p.isolated]
+    if not leaking:
+        return conditions
+    message = "; ".join(f"{p.name}: {p.message}" for p in leaking[:5])
+    out = []
+    for cond in conditions:
+        if cond.type == "Degraded" and cond.status == "False":
+            cond = status.ProfileCondition("Degraded", "True", "QuarantineNotIsolating", message)
+        out.append(cond)
+    return out
 
 
 def _ready_condition(obj: dict[str, Any] | None) -> dict[str, str] | None:

@@ -47,3 +47,8 @@ EVENTS = Resource("", "v1", "events", "Event")
 PODS = Resource("", "v1", "pods", "Pod")
 #: The version is found by discovery at run time; v1 is what current releases serve.
 SECRET_STORES = Resource("external-secrets.io", "v1", "secretstores", "SecretStore")
+CLUSTER_NETWORK_POLICIES = Resource("policy.networking.k8s.io", "v1alpha2",
+                                    "clusternetworkpolicies", "ClusterNetworkPolicy",
+                                    namespaced=False)
+ADMIN_NETWORK_POLICIES = Resource("policy.networking.k8s.io", "v1alpha1",
+                                  "adminnetworkpolicies", "AdminNetworkPolicy", namespaced=False)
