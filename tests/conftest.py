@@ -72,7 +72,14 @@ def api(cluster: Any) -> Any:
 @pytest.fixture(scope="session")
 def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
     """The operator, running cluster-wide for the whole session."""
-    runner = Operator(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runner = Operator(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log",
+                      args=["--metrics-address", f"127.0.0.1:{port}"])
+    runner.metrics_url = f"http://127.0.0.1:{port}/metrics"
     runner.start()
     try:
         yield runner

@@ -51,6 +51,7 @@ class Operator:
         self.env = dict(os.environ, KUBECONFIG=str(kubeconfig), **(extra_env or {}))
         self.args = args or []
         self.process: subprocess.Popen[bytes] | None = None
+        self.metrics_url: str | None = None
 
     def start(self) -> None:
         assert self.process is None, "already running"

@@ -17,6 +17,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--peering", metavar="NAME",
                      help="coordinate with other replicas through this KopfPeering object")
     run.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    run.add_argument("--peering-lifetime", type=int, default=None, metavar="SECONDS",
+                     help="how long a silent peer counts as alive (Kopf's default: 60)")
+    run.add_argument("--metrics-address", metavar="HOST:PORT",
+                     help="serve Prometheus metrics, e.g. 0.0.0.0:9090; default: off")
     run.add_argument("--liveness", metavar="URL",
                      help="serve the liveness probe, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("--log-format", choices=("console", "json"), default=None,
@@ -38,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hardening_operator import main as operator_main
         return operator_main.run(
             namespaces=args.namespace, peering=args.peering, priority=args.priority,
-            liveness=args.liveness, log_format=args.log_format, verbose=args.verbose)
+            peering_lifetime=args.peering_lifetime, liveness=args.liveness,
+            metrics_address=args.metrics_address, log_format=args.log_format,
+            verbose=args.verbose)
     if args.command == "cluster":
         from hardening_operator.controlplane import cluster as control_plane
         state_dir = control_plane.default_state_dir()

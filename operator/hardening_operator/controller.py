@@ -246,6 +246,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> 
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.posting.level = logging.WARNING
+    lifetime = getattr(memo, "peering_lifetime", None)
+    if lifetime:
+        settings.peering.lifetime = lifetime
     await _memo_runtime(memo).start(kwargs)
 
 

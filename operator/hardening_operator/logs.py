@@ -2,7 +2,8 @@
 
 Every record goes through structlog's formatter, Kopf's own included, so that a log
 collector sees one format. Kopf's per-object loggers put the object in ``extra``
-(``k8s_ref``); it is lifted into ``namespace``, ``name`` and ``kind`` fields.
+(``k8s_ref``), and the operator's own records do the same; it is lifted into
+``namespace``, ``name`` and ``kind`` fields.
 """
 
 from __future__ import annotations

@@ -22,8 +22,11 @@ def _core(api: Any) -> kubernetes.client.CoreV1Api:
 
 
 def _pod(api: Any, namespace: str, name: str, labels: dict[str, str]) -> None:
-    wait_for(lambda: _core(api).read_namespaced_service_account("default", namespace),
-             what="the default ServiceAccount")
+    def has_account() -> bool:
+        accounts = _core(api).list_namespaced_service_account(namespace).items
+        return any(a.metadata.name == "default" for a in accounts)
+
+    wait_for(has_account, what="the default ServiceAccount")
     _core(api).create_namespaced_pod(namespace, {
         "metadata": {"name": name, "labels": labels},
         "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}})

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pydantic
 
+from hardening_operator import metrics
 from hardening_operator.api import v1alpha1
 from hardening_operator.builders import build_all
 from hardening_operator.builders.common import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Desired, Owner
@@ -156,6 +158,19 @@ class Reconciler:
                     namespace)
 
     async def reconcile(self, key: ProfileKey) -> float | None:
+        started = time.monotonic()
+        try:
+            again = await self._reconcile(key)
+        except Exception:
+            metrics.RECONCILES.labels(key.namespace, "error").inc()
+            metrics.ERRORS.labels(key.namespace, v1alpha1.KIND).inc()
+            raise
+        finally:
+            metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+        metrics.RECONCILES.labels(key.namespace, "retry" if again else "done").inc()
+        return again
+
+    async def _reconcile(self, key: ProfileKey) -> float | None:
         profiles = self.store.profiles(key.namespace)
         body = next((p for p in profiles if p["metadata"]["name"] == key.name), None)
         if body is None or body["metadata"].get("deletionTimestamp"):
@@ -194,9 +209,14 @@ class Reconciler:
         wanted = build_all(owner, spec)
         limiter = asyncio.Semaphore(APPLY_CONCURRENCY)
 
+        # What the last pass left in place: if it is missing now, somebody deleted it.
+        existed = {(c.get("kind"), c.get("name")) for c in previous.get("children") or []
+                   if c.get("state") == "InSync"}
+
         async def sync(desired: Desired) -> status.ChildResult:
             async with limiter:
-                return await self._sync_child(owner, desired, audit=spec.mode == "Audit")
+                return await self._sync_child(owner, desired, audit=spec.mode == "Audit",
+                                              existed=desired.key in existed)
 
         results = list(await asyncio.gather(*(sync(d) for d in wanted)))
         findings, admin = self._quarantine(owner, spec)
@@ -222,6 +242,7 @@ class Reconciler:
         new_status["quarantine"] = quarantine.status(
             findings, override_name=admin.name if admin is not None else None)
         await self._write_status(body, new_status)
+        _count(key.namespace, results, findings, previous)
         await self._record_events(body, results)
         await self._record_quarantine_events(body, previous.get("quarantine") or {}, findings)
         if any(r.state == "Failed" for r in results):
@@ -287,8 +308,8 @@ class Reconciler:
                                        message="Released from quarantine: the label is gone.")
             await self.events.post(body, reason="Released", message=f"Pod {name} {verb}.")
 
-    async def _sync_child(self, owner: Owner, desired: Desired, *,
-                          audit: bool) -> status.ChildResult:
+    async def _sync_child(self, owner: Owner, desired: Desired, *, audit: bool,
+                          existed: bool = False) -> status.ChildResult:
         kind, name = desired.kind, desired.name
         resource = resource_for(kind, self.served)
         if resource is None:
@@ -307,8 +328,13 @@ class Reconciler:
             if live is None:
                 if audit:
                     return status.ChildResult(kind, name, "Missing", "Absent; Audit mode "
-                                              "does not create it.")
+                                              "does not create it.",
+                                              fields=["(deleted)"] if existed else [])
                 created = await self._apply(resource, body)
+                if existed:
+                    return status.ChildResult(kind, name, "InSync", action="repaired",
+                                              repaired_fields=["(deleted)"],
+                                              ready=_ready_condition(created))
                 return status.ChildResult(kind, name, "InSync", action="created",
                                           ready=_ready_condition(created))
             if desired.owned and not self._may_manage(live, owner):
@@ -354,8 +380,14 @@ class Reconciler:
 
     async def _apply(self, resource: Resource, body: dict[str, Any], *,
                      dry_run: bool = False) -> dict[str, Any]:
-        return await self.client.apply(resource, body, field_manager=FIELD_MANAGER,
-                                       force=True, dry_run=dry_run)
+        result = await self.client.apply(resource, body, field_manager=FIELD_MANAGER,
+                                         force=True, dry_run=dry_run)
+        if not dry_run:
+            meta = body["metadata"]
+            where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+            logger.info("Applied %s %s.", resource.kind, where, extra={"k8s_ref": {
+                "namespace": meta.get("namespace"), "name": meta["name"], "kind": resource.kind}})
+        return result
 
     def _cached(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         if kind == NAMESPACES.kind:
@@ -439,6 +471,23 @@ class Reconciler:
                     previous.get((r.kind, r.name)) != r.state:
                 await self.events.post(body, reason=r.state,
                                        message=f"{r.kind} {r.name}: {r.message}", warning=True)
+
+
+def _count(namespace: str, results: list[status.ChildResult],
+           findings: quarantine.Findings, previous: dict[str, Any]) -> None:
+    """Count what this pass found; a state that persists is counted once, when it begins."""
+    before = {(c.get("kind"), c.get("name")): c.get("state")
+              for c in previous.get("children") or []}
+    for r in results:
+        changed = before.get((r.kind, r.name)) != r.state
+        if r.action == "repaired":
+            metrics.DRIFT.labels(namespace, r.kind).inc()
+            metrics.REPAIRS.labels(namespace, r.kind).inc()
+        elif r.state == "Drifted" and changed:
+            metrics.DRIFT.labels(namespace, r.kind).inc()
+        elif r.state == "Failed" and changed:
+            metrics.ERRORS.labels(namespace, r.kind).inc()
+    metrics.QUARANTINED.labels(namespace).set(sum(1 for p in findings.pods if p.isolated))
 
 
 def _pod_ref(namespace: str, name: str, uid: str) -> dict[str, Any]:
