@@ -1,0 +1,1 @@
+"""Benchmarks against a real local control plane; run as modules, not collected by pytest."""
