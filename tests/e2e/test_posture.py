@@ -263,3 +263,24 @@ def test_a_profile_left_alone_costs_no_writes(cluster: Any, api: Any, namespace:
     time.sleep(60)
     after = write_requests(cluster.kubectl("get", "--raw", "/metrics").stdout, resources)
     assert after - before == Counter(), f"writes while idle: {after - before}"
+
+
+def test_a_fight_over_a_child_is_given_up_and_reported(cluster: Any, api: Any,
+                                                        namespace: str) -> None:
+    _apply(cluster, profile("p", namespace, {"disruptionBudgets": [BUDGET]}))
+    wait_for(lambda: is_ready(api, namespace, "p"))
+    # Another controller with other ideas: it sets minAvailable back every time.
+    for value in range(3, 10):
+        cluster.kubectl("patch", "pdb", "backend-pdb", "-n", namespace, "--type=merge",
+                        "-p", f'{{"spec":{{"minAvailable":{value}}}}}')
+        time.sleep(0.3)
+
+    def given_up() -> dict[str, Any] | None:
+        entry = child_status(api, namespace, "p", "PodDisruptionBudget", "backend-pdb") or {}
+        return entry if entry.get("state") == "Drifted" else None
+
+    entry = wait_for(given_up, what="the operator to stop fighting")
+    assert "keeps changing it" in entry["message"] and entry["changedBy"] == ["kubectl-patch"]
+    assert entry["repairs"] == 5
+    pdb = _policy_api(api).read_namespaced_pod_disruption_budget("backend-pdb", namespace)
+    assert pdb.spec.min_available == 9, "the last change stands while repairs pause"

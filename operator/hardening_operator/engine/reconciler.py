@@ -46,6 +46,10 @@ logger = logging.getLogger(__name__)
 FIELD_MANAGER = MANAGED_BY_VALUE
 #: How soon a profile with failed children is looked at again, in seconds.
 RETRY_FAILED_AFTER = 30.0
+#: Repairs of one object allowed within the window before the operator stops fighting
+#: whoever keeps changing it (another controller, a GitOps tool with other ideas).
+REPAIR_BURST = 5
+REPAIR_WINDOW = 60.0
 #: How soon an Audit profile looks again at children that lost the label its watches select
 #: by: no watch event would tell of their further changes.
 RECHECK_UNWATCHED_AFTER = 5.0
@@ -106,6 +110,7 @@ class Reconciler:
         self.served = served if served is not None else {}
         #: Labelled pods already told that no profile governs their namespace.
         self._warned_ungoverned: set[str] = set()
+        self._repairs = _RepairBudget()
 
     async def __call__(self, key: Hashable) -> float | None:
         if isinstance(key, NamespaceKey):
@@ -247,6 +252,8 @@ class Reconciler:
         await self._record_quarantine_events(body, previous.get("quarantine") or {}, findings)
         if any(r.state == "Failed" for r in results):
             return RETRY_FAILED_AFTER
+        if any(r.state == "Drifted" for r in results) and spec.mode == "Enforce":
+            return REPAIR_WINDOW  # repairs paused: try again when the window has passed
         if spec.mode == "Audit" and any(
                 r.state == "Drifted" and r.kind != NAMESPACES.kind
                 and self._cached(r.kind, key.namespace, r.name) is None for r in results):
@@ -286,6 +293,9 @@ class Reconciler:
             if old is None:
                 by = f" by {pod.by}" if pod.by else ""
                 text = f"Pod {pod.name} quarantined{by}."
+                logger.warning("Pod %s/%s is quarantined%s; isolated: %s.", namespace, pod.name,
+                               by, pod.isolated, extra={"k8s_ref": {
+                                   "namespace": namespace, "name": pod.name, "kind": "Pod"}})
                 if pod.isolated:
                     await self.events.post(ref, reason="Quarantined",
                                            message=f"Quarantined by profile "
@@ -303,6 +313,8 @@ class Reconciler:
             name = str(old.get("name"))
             gone = await self.client.get(PODS, name=name, namespace=namespace) is None
             verb = "was deleted while quarantined" if gone else "was released from quarantine"
+            logger.warning("Pod %s/%s %s.", namespace, name, verb, extra={"k8s_ref": {
+                "namespace": namespace, "name": name, "kind": "Pod"}})
             if not gone:
                 await self.events.post(_pod_ref(namespace, name, str(uid)), reason="Released",
                                        message="Released from quarantine: the label is gone.")
@@ -366,6 +378,13 @@ class Reconciler:
                 return status.ChildResult(kind, name, "Drifted",
                                           "Changed by someone else; Audit mode leaves it.",
                                           fields=fields, changed_by=found.changed_by)
+            if found.drifted and not self._repairs.allow((owner.namespace, kind, name)):
+                by = ", ".join(found.changed_by) or "another client"
+                return status.ChildResult(
+                    kind, name, "Drifted",
+                    f"{by} keeps changing it: repaired {REPAIR_BURST} times within "
+                    f"{REPAIR_WINDOW:.0f}s, so repairs pause rather than fight over it.",
+                    fields=fields, changed_by=found.changed_by)
             applied = await self._apply(resource, body)
             if found.outdated:
                 return status.ChildResult(kind, name, "InSync", action="updated",
@@ -471,6 +490,22 @@ class Reconciler:
                     previous.get((r.kind, r.name)) != r.state:
                 await self.events.post(body, reason=r.state,
                                        message=f"{r.kind} {r.name}: {r.message}", warning=True)
+
+
+class _RepairBudget:
+    """At most REPAIR_BURST repairs of one object per REPAIR_WINDOW seconds."""
+
+    def __init__(self) -> None:
+        self._times: dict[tuple[str, str, str], list[float]] = {}
+
+    def allow(self, key: tuple[str, str, str]) -> bool:
+        now = time.monotonic()
+        recent = [t for t in self._times.get(key, []) if now - t < REPAIR_WINDOW]
+        if len(recent) >= REPAIR_BURST:
+            self._times[key] = recent
+            return False
+        self._times[key] = [*recent, now]
+        return True
 
 
 def _count(namespace: str, results: list[status.ChildResult],
