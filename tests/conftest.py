@@ -14,22 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.support import PROFILE_CRD, STORE_CRD, Operator, wait_established
+from tests.support import STORE_CRD, Operator, admin_client, running_cluster, wait_established
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from hardening_operator.controlplane.cluster import LocalCluster
-
-    local = LocalCluster.create(tmp_path_factory.mktemp("control-plane"))
-    local.start(timeout=120)
-    try:
-        local.kubectl("apply", "--server-side", "-f", str(PROFILE_CRD))
-        wait_established(local, "hardeningprofiles.hardening.plumbing.ai")
+    with running_cluster(tmp_path_factory.mktemp("control-plane")) as local:
         _wait_for_garbage_collection_of_profiles(local)
         yield local
-    finally:
-        local.stop()
 
 
 def _wait_for_garbage_collection_of_profiles(local: Any) -> None:
@@ -64,9 +56,7 @@ def _wait_for_garbage_collection_of_profiles(local: Any) -> None:
 @pytest.fixture(scope="session")
 def api(cluster: Any) -> Any:
     """A ``kubernetes`` ApiClient with the admin's credentials."""
-    import kubernetes
-
-    return kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    return admin_client(cluster)
 
 
 @pytest.fixture(scope="session")

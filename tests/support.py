@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -102,6 +103,28 @@ def wait_established(cluster: Any, crd: str, *, timeout: float = 60.0) -> None:
         return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
     wait_for(established, timeout=timeout, what=f"CRD {crd} to be established")
+
+
+@contextlib.contextmanager
+def running_cluster(workdir: Path) -> Iterator[Any]:
+    """A local control plane with the HardeningProfile CRD served, stopped afterwards."""
+    from hardening_operator.controlplane.cluster import LocalCluster
+
+    local = LocalCluster.create(workdir)
+    local.start(timeout=120)
+    try:
+        local.kubectl("apply", "--server-side", "-f", str(PROFILE_CRD))
+        wait_established(local, "hardeningprofiles.hardening.plumbing.ai")
+        yield local
+    finally:
+        local.stop()
+
+
+def admin_client(cluster: Any) -> Any:
+    """A ``kubernetes`` ApiClient with the cluster admin's credentials."""
+    import kubernetes
+
+    return kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
 
 
 def profile(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:

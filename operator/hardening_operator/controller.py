@@ -1,8 +1,9 @@
 """The operator's wiring into Kopf: watches feed caches and a work queue; the engine acts.
 
 Kopf does what it is good at: it logs in, lists and watches (with reconnects, 410 handling
-and server-side label selectors), notices CRDs that appear at run time, pauses for peers,
-and serves the liveness probe. Its indexes are the caches: Kopf holds every handler back
+and server-side label selectors), pauses for peers, and serves the liveness probe. Kinds of
+other projects' CRDs, which may be installed while the operator runs, are watched by the
+operator's own informers instead (``kube/informer.py`` says why). Its indexes are the caches: Kopf holds every handler back
 until each indexed resource has been listed once, so the first reconcile of a profile
 already sees every object the operator owns and makes no request to learn about them.
 
@@ -36,6 +37,7 @@ from hardening_operator.engine.reconciler import (
     Reconciler,
 )
 from hardening_operator.kube.client import Credentials, KubeClient
+from hardening_operator.kube.informer import Informer
 from hardening_operator.kube.resources import (
     HARDENING_PROFILES,
     LIMIT_RANGES,
@@ -93,11 +95,15 @@ class IndexStore:
 
     def __init__(self) -> None:
         self.indexes: dict[str, kopf.Index[Any, Any]] = {}
+        #: Kinds of CRDs that may come and go: watched by the operator's own informers.
+        self.informers: dict[str, Informer] = {}
 
     def profiles(self, namespace: str) -> list[dict[str, Any]]:
         return self._values("profiles_by_namespace", namespace)
 
     def objects(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        if kind in self.informers:
+            return self.informers[kind].objects(namespace)
         return self._values(_index_name(kind), namespace)
 
     def namespace(self, name: str) -> dict[str, Any] | None:
@@ -136,6 +142,8 @@ class Runtime:
     async def stop(self) -> None:
         if self._discovery is not None:
             self._discovery.cancel()
+        for informer in self.store.informers.values():
+            await informer.stop()
         if self.queue is not None:
             await self.queue.stop()
         if self.client is not None:
@@ -186,8 +194,29 @@ class Runtime:
                 logger.info("The API server %s %s.", "serves" if found else "no longer serves",
                             found.api_version + " " + kind if found else kind)
                 appeared = appeared or found is not None
+                await self._follow(kind, found)
             self.served[kind] = found
         return appeared
+
+    async def _follow(self, kind: str, resource: Resource | None) -> None:
+        """Watch a discovered kind from the moment it is served, and stop when it goes."""
+        old = self.store.informers.pop(kind, None)
+        if old is not None:
+            await old.stop()
+        if resource is None:
+            return
+        assert self.client is not None
+        informer = Informer(self.client, resource, label_selector=MANAGED_SELECTOR,
+                            key=_namespace_of, on_event=self._child_changed)
+        informer.start()
+        try:
+            await asyncio.wait_for(informer.synced.wait(), timeout=30)
+        except asyncio.TimeoutError:
+            logger.warning("The first listing of %s takes long; going on.", resource.plural)
+        self.store.informers[kind] = informer
+
+    def _child_changed(self, body: dict[str, Any]) -> None:
+        self.enqueue_owner(body)
 
     async def _discover_forever(self) -> None:
         while not CREDENTIALS.ready.is_set():
@@ -237,7 +266,7 @@ def login(**kwargs: Any) -> Any:
 async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> None:
     # Only the operator's own objects stream through the child watches. NetworkPolicies are
     # the exception: quarantine has to see everybody's, to find those that bypass it.
-    for resource in (*_WATCHED_CHILDREN, *(r for r, _ in DISCOVERED.values())):
+    for resource in _WATCHED_CHILDREN:
         if resource is not NETWORK_POLICIES:
             settings.watching.label_selectors[resource.group, resource.plural] = MANAGED_SELECTOR
     settings.watching.label_selectors[PODS.group, PODS.plural] = QUARANTINE_LABEL_KEY
@@ -299,15 +328,13 @@ async def namespace_event(name: str, body: kopf.Body, memo: Any, **_: Any) -> No
 # Owned objects: indexed by namespace, and each change queues the owning profile.
 
 
-def _register_child(resource: Resource, *, discovered: bool) -> None:
+def _register_child(resource: Resource) -> None:
     group, plural = resource.group, resource.plural
-    # A kind of somebody else's CRD is watched in whatever version the cluster prefers.
-    selector = (group, plural) if discovered else (group, resource.version, plural)
+    selector = (group, resource.version, plural)
 
     async def index_child(namespace: str | None, body: kopf.Body,
                           **_: Any) -> dict[str, Any]:
-        # Cluster-scoped children say in a label which namespace they belong to.
-        key = namespace or body.get("metadata", {}).get("labels", {}).get(NAMESPACE_LABEL)
+        key = _namespace_of(_plain(body))
         return {key: _plain(body)} if key else {}
 
     async def child_event(body: kopf.Body, namespace: str | None, memo: Any,
@@ -324,9 +351,7 @@ def _register_child(resource: Resource, *, discovered: bool) -> None:
 
 
 for _resource in _WATCHED_CHILDREN:
-    _register_child(_resource, discovered=False)
-for _resource, _ in DISCOVERED.values():
-    _register_child(_resource, discovered=True)
+    _register_child(_resource)
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,6 +379,12 @@ def _slim_pod(body: kopf.Body) -> dict[str, Any]:
     return {"metadata": {key: meta[key] for key in
                          ("name", "namespace", "uid", "labels", "managedFields",
                           "deletionTimestamp") if key in meta}}
+
+
+def _namespace_of(body: dict[str, Any]) -> str | None:
+    """The namespace an object belongs to; cluster-scoped children name it in a label."""
+    meta = body.get("metadata", {})
+    return meta.get("namespace") or (meta.get("labels") or {}).get(NAMESPACE_LABEL)
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:

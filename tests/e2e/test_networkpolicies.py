@@ -9,6 +9,7 @@ import kubernetes
 import pytest
 import yaml
 
+from tests.e2e.helpers import get_profile, is_ready
 from tests.support import SAMPLES, profile, to_yaml, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -25,20 +26,6 @@ def _custom(api: Any) -> kubernetes.client.CustomObjectsApi:
 def _policies(api: Any, namespace: str) -> dict[str, dict[str, Any]]:
     items = kubernetes.client.NetworkingV1Api(api).list_namespaced_network_policy(namespace)
     return {p.metadata.name: api.sanitize_for_serialization(p) for p in items.items}
-
-
-def _profile(api: Any, namespace: str, name: str) -> dict[str, Any]:
-    return _custom(api).get_namespaced_custom_object(
-        "hardening.plumbing.ai", "v1alpha1", namespace, "hardeningprofiles", name)
-
-
-def _ready(api: Any, namespace: str, name: str) -> bool:
-    body = _profile(api, namespace, name)
-    status = body.get("status") or {}
-    if status.get("observedGeneration") != body["metadata"]["generation"]:
-        return False
-    return any(c["type"] == "Ready" and c["status"] == "True"
-               for c in status.get("conditions", []))
 
 
 PLATFORM_SPEC = {
@@ -63,7 +50,7 @@ def test_sample_applied_with_kubectl_makes_the_expected_policies(cluster: Any, a
                                                                  store_crd: None) -> None:
     cluster.kubectl("apply", "-f", str(SAMPLES))
     try:
-        wait_for(lambda: _ready(api, "plumbing-ai", "plumbing-ai"), timeout=15,
+        wait_for(lambda: is_ready(api, "plumbing-ai", "plumbing-ai"), timeout=15,
                  what="the sample profile to be Ready")
         policies = _policies(api, "plumbing-ai")
         assert set(policies) == {"default-deny", "allow-dns", "plumbing-ai-platform",
@@ -109,8 +96,8 @@ def test_children_are_owned_labelled_and_carry_nothing_of_the_profile(
     body["metadata"]["labels"] = {"app.kubernetes.io/instance": "gitops-app"}
     body["metadata"]["annotations"] = {"argocd.argoproj.io/tracking-id": "app:x/y:ns/p"}
     cluster.kubectl("apply", "-f", "-", input=to_yaml(body))
-    wait_for(lambda: _ready(api, namespace, "p"), what="the profile to be Ready")
-    uid = _profile(api, namespace, "p")["metadata"]["uid"]
+    wait_for(lambda: is_ready(api, namespace, "p"), what="the profile to be Ready")
+    uid = get_profile(api, namespace, "p")["metadata"]["uid"]
     for name, policy in _policies(api, namespace).items():
         meta = policy["metadata"]
         assert meta["ownerReferences"] == [{
@@ -126,7 +113,7 @@ def test_children_are_owned_labelled_and_carry_nothing_of_the_profile(
 def test_editing_the_profile_is_followed(cluster: Any, api: Any, namespace: str) -> None:
     spec = yaml.safe_load(yaml.safe_dump(PLATFORM_SPEC))
     cluster.kubectl("apply", "-f", "-", input=to_yaml(profile("p", namespace, spec)))
-    wait_for(lambda: _ready(api, namespace, "p"), what="the profile to be Ready")
+    wait_for(lambda: is_ready(api, namespace, "p"), what="the profile to be Ready")
 
     # A port added.
     spec["networkPolicy"]["rules"][0]["ingress"][0]["ports"].append({"port": 3001})
@@ -147,7 +134,7 @@ def test_editing_the_profile_is_followed(cluster: Any, api: Any, namespace: str)
     cluster.kubectl("apply", "-f", "-", input=to_yaml(profile("p", namespace, spec)))
     wait_for(lambda: set(_policies(api, namespace)) == {"default-deny", "quarantine"},
              what="only default-deny and quarantine to remain")
-    wait_for(lambda: _ready(api, namespace, "p"), what="the profile to be Ready again")
+    wait_for(lambda: is_ready(api, namespace, "p"), what="the profile to be Ready again")
 
 
 def test_deleting_the_profile_removes_its_policies(cluster: Any, api: Any,
@@ -170,7 +157,7 @@ def test_a_policy_that_someone_else_owns_is_never_overwritten(
     cluster.kubectl("apply", "-f", "-", input=to_yaml(profile("p", namespace, PLATFORM_SPEC)))
 
     def conflict_reported() -> bool:
-        children = (_profile(api, namespace, "p").get("status") or {}).get("children", [])
+        children = (get_profile(api, namespace, "p").get("status") or {}).get("children", [])
         return any(c["name"] == "allow-dns" and c["state"] == "Conflict" for c in children)
 
     wait_for(conflict_reported, what="the conflict on allow-dns in status")
@@ -183,7 +170,7 @@ def test_a_policy_that_someone_else_owns_is_never_overwritten(
 def test_an_empty_spec_is_ready_and_only_arms_quarantine(cluster: Any, api: Any,
                                                          namespace: str) -> None:
     cluster.kubectl("apply", "-f", "-", input=to_yaml(profile("empty", namespace, {})))
-    wait_for(lambda: _ready(api, namespace, "empty"), what="the empty profile to be Ready")
+    wait_for(lambda: is_ready(api, namespace, "empty"), what="the empty profile to be Ready")
     assert set(_policies(api, namespace)) == {"quarantine"}
 
 
@@ -196,18 +183,18 @@ def test_a_profile_in_a_terminating_namespace_does_not_stop_the_operator(
     # A finalizer of somebody else's keeps the profile, and so its namespace, terminating.
     body["metadata"]["finalizers"] = ["example.com/hold"]
     cluster.kubectl("apply", "-f", "-", input=to_yaml(body))
-    wait_for(lambda: _ready(api, doomed, "p"), what="the profile to be Ready")
+    wait_for(lambda: is_ready(api, doomed, "p"), what="the profile to be Ready")
     core.delete_namespace(doomed)
     try:
         wait_for(lambda: core.read_namespace(doomed).status.phase == "Terminating")
-        wait_for(lambda: _profile(api, doomed, "p")["metadata"].get("deletionTimestamp"),
+        wait_for(lambda: get_profile(api, doomed, "p")["metadata"].get("deletionTimestamp"),
                  timeout=30, what="the namespace controller to delete the profile")
         # The operator goes on serving other namespaces.
         other = f"alive-{uuid.uuid4().hex[:6]}"
         core.create_namespace({"metadata": {"name": other}})
         try:
             cluster.kubectl("apply", "-f", "-", input=to_yaml(profile("p", other, PLATFORM_SPEC)))
-            wait_for(lambda: _ready(api, other, "p"), what="a profile elsewhere to be Ready")
+            wait_for(lambda: is_ready(api, other, "p"), what="a profile elsewhere to be Ready")
         finally:
             core.delete_namespace(other)
         assert operator.process is not None and operator.process.poll() is None

@@ -17,10 +17,11 @@ import yaml
 
 from tests.e2e.helpers import is_ready
 from tests.support import (
-    PROFILE_CRD,
     REPO,
     Operator,
+    admin_client,
     profile,
+    running_cluster,
     to_yaml,
     wait_established,
     wait_for,
@@ -32,13 +33,7 @@ LIFETIME = 10
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from hardening_operator.controlplane.cluster import LocalCluster
-
-    local = LocalCluster.create(tmp_path_factory.mktemp("peering"))
-    local.start(timeout=120)
-    try:
-        local.kubectl("apply", "--server-side", "-f", str(PROFILE_CRD))
-        wait_established(local, "hardeningprofiles.hardening.plumbing.ai")
+    with running_cluster(tmp_path_factory.mktemp("peering")) as local:
         docs = list(yaml.safe_load_all(PEERING.read_text()))
         local.kubectl("apply", "--server-side", "-f", "-",
                       input=to_yaml(*[d for d in docs if d["kind"] == "CustomResourceDefinition"]))
@@ -46,13 +41,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         local.kubectl("apply", "--server-side", "-f", "-",
                       input=to_yaml(*[d for d in docs if d["kind"] == "ClusterKopfPeering"]))
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")
 def api(cluster: Any) -> Any:
-    return kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    return admin_client(cluster)
 
 
 def _replica(cluster: Any, log: Path, priority: int) -> Operator:

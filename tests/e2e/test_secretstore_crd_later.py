@@ -15,12 +15,12 @@ import pytest
 
 from tests.e2e.helpers import child_status, condition, get_profile, is_ready
 from tests.support import (
-    PROFILE_CRD,
     STORE_CRD,
     Operator,
+    admin_client,
     profile,
+    running_cluster,
     to_yaml,
-    wait_established,
     wait_for,
 )
 
@@ -31,23 +31,15 @@ STORE = {"name": "aws-secrets-manager", "provider": {"aws": {
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from hardening_operator.controlplane.cluster import LocalCluster
-
     if not STORE_CRD.is_file():
         pytest.skip(f"the SecretStore CRD is not beside the checkout ({STORE_CRD})")
-    local = LocalCluster.create(tmp_path_factory.mktemp("late-crd"))
-    local.start(timeout=120)
-    try:
-        local.kubectl("apply", "--server-side", "-f", str(PROFILE_CRD))
-        wait_established(local, "hardeningprofiles.hardening.plumbing.ai")
+    with running_cluster(tmp_path_factory.mktemp("late-crd")) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")
 def api(cluster: Any) -> Any:
-    return kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    return admin_client(cluster)
 
 
 def test_stores_are_applied_once_the_crd_appears(cluster: Any, api: Any,

@@ -24,7 +24,7 @@ import os
 import random
 import ssl
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,6 +204,20 @@ class KubeClient:
                 continue
             raise _error(status, text, method=method, path=path)
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def watch(self, path: str, *, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+        """The events of one watch request, as they arrive; ends when the server closes it."""
+        session, creds = self._connect()
+        url = creds.server.rstrip("/") + path
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=float(params.get(
+            "timeoutSeconds", "300")) + 30)
+        async with session.get(url, params={**params, "watch": "true"},
+                               headers=creds.headers(), timeout=timeout) as response:
+            if response.status >= 400:
+                raise _error(response.status, await response.text(), method="WATCH", path=path)
+            async for line in response.content:
+                if line.strip():
+                    yield json.loads(line)
 
     async def get(self, resource: Resource, *, name: str,
                   namespace: str | None = None) -> dict[str, Any] | None:
