@@ -24,6 +24,11 @@ run: $(STAMP)
 test: $(STAMP) binaries sandbox
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+## The scale benchmark against a local control plane (BENCH_ARGS="--profiles 500" for more);
+## it prints a table and writes bench-results.json.
+bench: $(STAMP) binaries
+	$(BIN)/python -m tests.bench.benchmark --json bench-results.json $(BENCH_ARGS)
+
 ## Only the fast tests of pure functions.
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
