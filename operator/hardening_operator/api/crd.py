@@ -40,7 +40,9 @@ def crd() -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": "The API version: hardening.plumbing.ai/v1alpha1."},
             "kind": {"type": "string", "description": "HardeningProfile."},
-            "metadata": {"type": "object"},
+            "metadata": {"type": "object", "properties": {"name": {
+                # The name is the value of a label on every child: at most 63 characters.
+                "type": "string", "maxLength": v1alpha1.MAX_NAME_LENGTH}}},
             "spec": _structural(v1alpha1.HardeningProfileSpec),
             "status": _structural(v1alpha1.HardeningProfileStatus),
         },

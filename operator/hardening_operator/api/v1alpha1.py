@@ -23,12 +23,15 @@ KIND = "HardeningProfile"
 PLURAL = "hardeningprofiles"
 SINGULAR = "hardeningprofile"
 SHORT_NAMES = ["hp", "hardening"]
+#: A profile's name is a label value on each of its children, so it has a label value's limit.
+MAX_NAME_LENGTH = 63
 
 #: Names of generated NetworkPolicies that the rules of a profile may not take.
 RESERVED_POLICY_NAMES = ("default-deny", "allow-dns", "quarantine")
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-_PORT_NAME = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# An IANA service name, as NetworkPolicy checks it: no double dash, at least one letter.
+_PORT_NAME = "^[a-z0-9]+(-[a-z0-9]+)*$"
 # A qualified label key: an optional DNS-subdomain prefix and a name of up to 63 characters.
 _LABEL_KEY_RULE = (
     "self.all(k, k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -134,8 +137,41 @@ class LabelSelector(_Model):
         return selector
 
 
+class CheckedLabelSelectorRequirement(LabelSelectorRequirement):
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            *LabelSelectorRequirement.model_config["json_schema_extra"]["x-kubernetes-validations"],
+            _cel(_LABEL_KEY_RULE.replace("self.all(k, k.", "self.key.").removesuffix(")"),
+                 "label keys must be qualified names such as app or example.com/tier",
+                 field_path=".key"),
+        ),
+    )
+
+    values: Annotated[
+        list[Annotated[str, Field(max_length=63, json_schema_extra=_rules(_cel(
+            "self.matches('^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$')",
+            "label values must be at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit")))]],
+        Field(
+            default_factory=list,
+            max_length=32,
+            description="The values for In and NotIn; empty for Exists and DoesNotExist.",
+        ),
+    ]
+
+
 class CheckedLabelSelector(LabelSelector):
     """A label selector whose label keys and values the API server checks on admission."""
+
+    match_expressions: Annotated[
+        list[CheckedLabelSelectorRequirement],
+        Field(
+            alias="matchExpressions",
+            default_factory=list,
+            max_length=16,
+            description="Requirements on labels; all of them must hold.",
+        ),
+    ]
 
     model_config = ConfigDict(
         json_schema_extra=_rules(
@@ -151,6 +187,17 @@ class CheckedLabelSelector(LabelSelector):
 
 
 class IPBlock(_Model):
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                "!has(self.except) || !isCIDR(self.cidr) || self.except.all(e, !isCIDR(e) || "
+                "(e != self.cidr && cidr(self.cidr).containsCIDR(e)))",
+                "every except range must lie strictly inside cidr",
+                field_path=".except",
+            ),
+        ),
+    )
+
     cidr: Annotated[
         str,
         Field(
@@ -176,7 +223,7 @@ class IPBlock(_Model):
         Field(
             alias="except",
             default_factory=list,
-            max_length=32,
+            max_length=16,
             description="Ranges inside cidr that the peer does not include.",
         ),
     ]
@@ -260,9 +307,9 @@ class Port(_Model):
                 **_rules(
                     _cel(
                         "type(self) == int ? (self >= 1 && self <= 65535) : "
-                        f"(size(self) <= 15 && self.matches('{_PORT_NAME}'))",
+                        f"(size(self) <= 15 && self.matches('{_PORT_NAME}') && self.matches('[a-z]'))",
                         "must be a port number from 1 to 65535 or a port name of at most "
-                        "15 lower-case letters, digits and dashes",
+                        "15 lower-case letters, digits and single dashes, with at least one letter",
                     ),
                 ),
             },
@@ -413,7 +460,7 @@ _INT_OR_PERCENT = {
     "maxLength": 4,
     **_rules(
         _cel(
-            "type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",
+            "type(self) == int ? (self >= 0 && self <= 2147483647) : self.matches('^(100|[1-9]?[0-9])%$')",
             "must be a non-negative number of pods or a percentage from 0% to 100%",
         ),
     ),
@@ -512,7 +559,8 @@ class PodSecurity(_Model):
     ]
 
 
-_QUANTITY = _rules(_cel("isQuantity(self)", "must be a quantity such as 250m, 1 or 512Mi"))
+_QUANTITY = _rules(_cel("isQuantity(self) && !self.startsWith('-')",
+                        "must be a non-negative quantity such as 250m, 1 or 512Mi"))
 
 
 class Resources(_Model):

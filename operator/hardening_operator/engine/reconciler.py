@@ -53,6 +53,8 @@ REPAIR_WINDOW = 60.0
 #: How soon an Audit profile looks again at children that lost the label its watches select
 #: by: no watch event would tell of their further changes.
 RECHECK_UNWATCHED_AFTER = 5.0
+#: Answers that say the API server, not the object, is the trouble (0: no connection).
+_UNAVAILABLE = frozenset({0, 429, 502, 503, 504})
 #: How many objects of one profile are applied at the same time.
 APPLY_CONCURRENCY = 8
 
@@ -393,8 +395,10 @@ class Reconciler:
                                       repaired_fields=fields, changed_by=found.changed_by,
                                       ready=_ready_condition(applied))
         except ApiError as exc:
-            if exc.status in (0, 429) or exc.status >= 500:
-                raise  # transient: the work queue retries the whole pass with backoff
+            if exc.status in _UNAVAILABLE:
+                raise  # the server is away or shedding load: the queue retries with backoff
+            # Anything else, a 500 included, is about this object: the client has retried
+            # it already, and the other children and the status must not wait on it.
             return status.ChildResult(kind, name, "Failed", f"{exc.reason}: {exc.message}")
 
     async def _apply(self, resource: Resource, body: dict[str, Any], *,

@@ -37,7 +37,9 @@ logger = logging.getLogger(__name__)
 #: Retries of one request before its error is given to the caller, and the cap of one pause.
 MAX_ATTEMPTS = 8
 MAX_BACKOFF = 10.0
-_RETRIED_STATUSES = {429, 500, 502, 503, 504}
+# A 500 is retried only with a Retry-After: without one it is mostly the object's own
+# fault (a value the server cannot convert), and would fail the same way eight times.
+_RETRIED_STATUSES = {429, 502, 503, 504}
 
 
 class ApiError(Exception):
@@ -198,7 +200,8 @@ class KubeClient:
                 refreshed = True
                 self._connect(refresh=True)
                 continue
-            if status in _RETRIED_STATUSES and attempt < MAX_ATTEMPTS:
+            retried = status in _RETRIED_STATUSES or (status == 500 and retry_after)
+            if retried and attempt < MAX_ATTEMPTS:
                 logger.debug("The API server answered %s to %s %s; retrying.", status, method, path)
                 await asyncio.sleep(_backoff(attempt, retry_after))
                 continue
