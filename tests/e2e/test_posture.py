@@ -144,8 +144,9 @@ def test_an_edit_is_repaired_and_recorded_in_enforce_mode(cluster: Any, api: Any
     assert entry["lastRepair"]["fields"] == ["spec.minAvailable"]
     assert entry["lastRepair"]["changedBy"] == ["kubectl-patch"]
     assert get_profile(api, namespace, "p")["status"]["repairs"] == 1
-    events = _core(api).list_namespaced_event(namespace).items
-    assert any(e.reason == "Repaired" and "backend-pdb" in e.message for e in events)
+    wait_for(lambda: any(e.reason == "Repaired" and "backend-pdb" in e.message
+                         for e in _core(api).list_namespaced_event(namespace).items),
+             what="the Repaired event")
 
 
 def test_an_edit_in_audit_mode_is_reported_and_left_alone(cluster: Any, api: Any,

@@ -89,7 +89,8 @@ def test_a_labelled_pod_is_selected_by_the_deny_and_by_no_allow_policy(
              what="the pod to leave status")
     wait_for(lambda: any(e.reason == "Released" for e in _events(api, namespace, "Pod",
                                                                    "suspicious")))
-    assert any(e.reason == "Released" for e in _events(api, namespace, "HardeningProfile", "p"))
+    wait_for(lambda: any(e.reason == "Released"
+                         for e in _events(api, namespace, "HardeningProfile", "p")))
 
 
 def test_a_label_set_while_the_operator_is_down_isolates_at_once_and_is_caught_up(
