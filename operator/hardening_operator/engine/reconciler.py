@@ -157,7 +157,7 @@ class Reconciler:
         try:
             await self._apply(NAMESPACES, podsecurity.namespace_body(namespace))
         except ApiError as exc:
-            if exc.status in (0, 429) or exc.status >= 500:
+            if exc.status in _UNAVAILABLE:
                 raise
             logger.warning("Could not remove our labels from namespace %s: %s", namespace, exc)
             return
